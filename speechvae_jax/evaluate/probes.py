@@ -1,0 +1,298 @@
+"""Probes on frozen features, trained in JAX/optax: frame, utterance and CTC sequence probes.
+
+A probe reads fixed features (a VAE latent, teacher features, log-mel) and learns only a small head:
+`"linear"` (one affine map) or `"mlp"` (two affine maps with a ReLU between, `hidden` units).
+Features are standardised per dimension with the training set's statistics over valid frames.
+Padded frames (mask 0) never enter a loss, a statistic or a score.
+
+Shapes: M = frames or utterances, D = feature width, B = utterances, T = frames, U = label length.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+HEADS = ("linear", "mlp")
+
+
+# ----------------------------------------------------------------------------------------------
+# Heads: explicit parameter pytrees.
+
+def init_head(rng: jax.Array, in_dim: int, out_dim: int, head: str = "linear",
+              hidden: int = 256) -> dict:
+    """Parameters `{"layers": [{"w" [i,o], "b" [o]}, ...]}` of a linear or 2-layer MLP head."""
+    if head not in HEADS:
+        raise ValueError(f"unknown probe head {head!r}; one of {HEADS}")
+    dims = [in_dim, out_dim] if head == "linear" else [in_dim, hidden, out_dim]
+    keys = jax.random.split(rng, len(dims) - 1)
+    layers = []
+    for key, d_in, d_out in zip(keys, dims[:-1], dims[1:]):
+        w = jax.random.normal(key, (d_in, d_out), jnp.float32) * np.sqrt(1.0 / d_in)
+        layers.append({"w": w, "b": jnp.zeros((d_out,), jnp.float32)})
+    return {"layers": layers}
+
+
+def apply_head(params: dict, x: jax.Array) -> jax.Array:
+    """Logits [..., out] of features x [..., in]; ReLU between layers."""
+    layers = params["layers"]
+    h = x.astype(jnp.float32)
+    for i, layer in enumerate(layers):
+        h = h @ layer["w"] + layer["b"]
+        if i < len(layers) - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature helpers.
+
+def standardizer(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (mean [D], std [D]) of x [..., D] over entries where mask [...] is 1."""
+    flat = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+    if mask is not None:
+        flat = flat[np.asarray(mask).reshape(-1) > 0]
+    if len(flat) == 0:
+        raise ValueError("no valid frames to standardise over")
+    return flat.mean(0).astype(np.float32), (flat.std(0) + 1e-5).astype(np.float32)
+
+
+def valid_frames(x: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten padded x [B,T,D] and frame labels [B,T] to the valid frames: ([M,D], [M])."""
+    keep = np.asarray(mask).reshape(-1) > 0
+    return (np.asarray(x).reshape(-1, x.shape[-1])[keep],
+            np.asarray(labels).reshape(-1)[keep])
+
+
+def mean_pool(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over valid frames: x [B,T,D], mask [B,T] -> [B,D]. An empty utterance is an error."""
+    m = np.asarray(mask, np.float32)[..., None]
+    count = m.sum(1)
+    if np.any(count == 0):
+        raise ValueError(f"utterances with no valid frames at rows {np.where(count[:, 0] == 0)[0].tolist()}")
+    return (np.asarray(x, np.float32) * m).sum(1) / count
+
+
+def stack_context(x: np.ndarray, mask: np.ndarray, context: int) -> np.ndarray:
+    """Concatenate each frame with its `context` neighbours on each side (zeros outside the valid
+    region): x [B,T,D], mask [B,T] -> [B,T,(2*context+1)*D]."""
+    if context == 0:
+        return np.asarray(x, np.float32)
+    xm = np.asarray(x, np.float32) * np.asarray(mask, np.float32)[..., None]
+    padded = np.pad(xm, ((0, 0), (context, context), (0, 0)))
+    t = x.shape[1]
+    return np.concatenate([padded[:, k:k + t] for k in range(2 * context + 1)], axis=-1)
+
+
+def _epoch_indices(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
+    """[steps, batch] indices: successive shuffled epochs over n items (deterministic in seed)."""
+    rng = np.random.default_rng(seed)
+    need = steps * batch_size
+    order = np.concatenate([rng.permutation(n) for _ in range(need // n + 1)])
+    return order[:need].reshape(steps, batch_size)
+
+
+def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: float,
+         weight_decay: float) -> tuple[dict, np.ndarray]:
+    """Train `params` with AdamW on `loss_fn(params, *batch)`, one scan over idx [steps, batch].
+    Returns (params, per-step losses [steps])."""
+    opt = optax.adamw(lr, weight_decay=weight_decay)
+
+    @jax.jit
+    def run(params, data, idx):
+        def step(carry, batch_idx):
+            p, s = carry
+            batch = tuple(a[batch_idx] for a in data)
+            loss, grads = jax.value_and_grad(loss_fn)(p, *batch)
+            updates, s = opt.update(grads, s, p)
+            return (optax.apply_updates(p, updates), s), loss
+
+        (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), idx)
+        return p, losses
+
+    params, losses = run(params, tuple(jnp.asarray(a) for a in data), jnp.asarray(idx))
+    return params, np.asarray(losses)
+
+
+def _predict(params: dict, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Argmax class of x [M,...,D] in chunks: int [M,...]."""
+    fn = jax.jit(lambda p, a: jnp.argmax(apply_head(p, a), -1))
+    return np.concatenate([np.asarray(fn(params, jnp.asarray(x[i:i + chunk])))
+                           for i in range(0, len(x), chunk)])
+
+
+# ----------------------------------------------------------------------------------------------
+# Classification probes.
+
+def _check_labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{name}: labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    return y.astype(np.int32)
+
+
+def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                      test_y: np.ndarray, *, num_classes: int, head: str = "linear",
+                      steps: int = 2000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+                      hidden: int = 256, weight_decay: float = 1e-4) -> dict:
+    """Train a classifier on vectors train_x [M,D] with labels train_y [M] in [0, num_classes);
+    score test_x [M',D] against test_y [M'].
+
+    Returns `{"accuracy", "train_accuracy", "final_loss", "num_train", "num_test", "chance"}`
+    ("chance" = the test share of the training set's most frequent class)."""
+    train_x = np.asarray(train_x, np.float32)
+    test_x = np.asarray(test_x, np.float32)
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"expected train_x [M,D] and test_x [M',D], got {train_x.shape}, {test_x.shape}")
+    train_y = _check_labels(train_y, num_classes, "train_y")
+    test_y = _check_labels(test_y, num_classes, "test_y")
+    if len(train_y) != len(train_x) or len(test_y) != len(test_x):
+        raise ValueError("features and labels differ in length")
+    if len(train_x) == 0 or len(test_x) == 0:
+        raise ValueError("empty train or test set")
+    mu, sd = standardizer(train_x)
+    xs, xt = (train_x - mu) / sd, (test_x - mu) / sd
+
+    def loss_fn(p, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(apply_head(p, x), y).mean()
+
+    params = init_head(jax.random.PRNGKey(seed), train_x.shape[1], num_classes, head, hidden)
+    idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
+    params, losses = _fit(loss_fn, params, (xs, train_y), idx, lr, weight_decay)
+    majority = np.bincount(train_y, minlength=num_classes).argmax()
+    return {
+        "accuracy": float(np.mean(_predict(params, xt) == test_y)),
+        "train_accuracy": float(np.mean(_predict(params, xs) == train_y)),
+        "final_loss": float(losses[-max(1, steps // 20):].mean()),
+        "num_train": int(len(xs)),
+        "num_test": int(len(xt)),
+        "chance": float(np.mean(test_y == majority)),
+    }
+
+
+def train_utterance_probe(train_x: np.ndarray, train_mask: np.ndarray, train_y: np.ndarray,
+                          test_x: np.ndarray, test_mask: np.ndarray, test_y: np.ndarray,
+                          **kwargs) -> dict:
+    """Utterance classifier: mean-pool padded x [B,T,D] over valid frames (mask [B,T]), then the
+    frame probe's classifier on the pooled [B,D] vectors. kwargs as `train_frame_probe`."""
+    return train_frame_probe(mean_pool(train_x, train_mask), train_y,
+                             mean_pool(test_x, test_mask), test_y, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# CTC sequence probe.
+
+def edit_distance(ref: Sequence, hyp: Sequence) -> int:
+    """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
+    prev = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        cur = np.empty_like(prev)
+        cur[0] = i
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return int(prev[-1])
+
+
+def ctc_greedy_decode(best: np.ndarray, mask: np.ndarray, blank: int = 0) -> list[list[int]]:
+    """Greedy CTC decoding of per-frame argmax ids best [B,T] over valid frames (mask [B,T]):
+    merge repeats, then drop blanks."""
+    out = []
+    for row, m in zip(np.asarray(best), np.asarray(mask)):
+        seq = row[np.asarray(m) > 0]
+        keep = np.ones(len(seq), bool)
+        keep[1:] = seq[1:] != seq[:-1]
+        out.append([int(t) for t in seq[keep] if t != blank])
+    return out
+
+
+def _pad_labels(labels: Sequence[Sequence[int]], num_tokens: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged token ids in [0, num_tokens) -> (ids + 1 [B,U] (0 = blank), paddings [B,U])."""
+    width = max([len(l) for l in labels] + [1])
+    ids = np.zeros((len(labels), width), np.int32)
+    pad = np.ones((len(labels), width), np.float32)
+    for b, seq in enumerate(labels):
+        seq = np.asarray(seq, np.int64)
+        if seq.size and (seq.min() < 0 or seq.max() >= num_tokens):
+            raise ValueError(f"{name}[{b}]: token ids must lie in [0, {num_tokens})")
+        ids[b, :len(seq)] = seq + 1
+        pad[b, :len(seq)] = 0.0
+    return ids, pad
+
+
+def _ctc_feasible(labels: Sequence[Sequence[int]], frames: np.ndarray) -> np.ndarray:
+    """bool [B]: CTC can emit the label in the frames (length plus one blank per repeat)."""
+    need = np.array([len(l) + sum(int(a == b) for a, b in zip(l[:-1], l[1:])) for l in labels])
+    return (need <= frames) & (need > 0)
+
+
+def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: Sequence[Sequence[int]],
+                    test_x: np.ndarray, test_mask: np.ndarray, test_labels: Sequence[Sequence[int]], *,
+                    num_tokens: int, head: str = "linear", context: int = 0, steps: int = 2000,
+                    batch_size: int = 16, lr: float = 1e-3, seed: int = 0, hidden: int = 256,
+                    weight_decay: float = 1e-4) -> dict:
+    """CTC sequence probe over padded frames x [B,T,D] (mask [B,T]) with ragged token ids in
+    [0, num_tokens) per utterance; blank is an extra class. Each frame sees `context` neighbours
+    on each side (stacked). Greedy decoding; the score is the token error rate
+    sum(edit distance) / sum(reference length) over the test utterances.
+
+    Returns `{"error_rate", "train_error_rate", "final_loss", "num_train", "num_test",
+    "skipped_train"}`; training utterances whose label cannot fit their frames are skipped and
+    counted (test ones are still scored)."""
+    for name, x, m, l in (("train", train_x, train_mask, train_labels), ("test", test_x, test_mask, test_labels)):
+        if np.ndim(x) != 3 or np.shape(m) != np.shape(x)[:2] or len(l) != len(x) or len(x) == 0:
+            raise ValueError(f"{name}: expected non-empty x [B,T,D], mask [B,T] and B label sequences, got "
+                             f"{np.shape(x)}, {np.shape(m)}, {len(l)}")
+    train_mask = np.asarray(train_mask, np.float32)
+    test_mask = np.asarray(test_mask, np.float32)
+    ok = _ctc_feasible(train_labels, train_mask.sum(1))
+    if not ok.any():
+        raise ValueError("no training utterance has a label that fits its frames")
+    mu, sd = standardizer(train_x, train_mask)
+    xs = stack_context((np.asarray(train_x, np.float32) - mu) / sd, train_mask, context)
+    xt = stack_context((np.asarray(test_x, np.float32) - mu) / sd, test_mask, context)
+    ids, lpad = _pad_labels(train_labels, num_tokens, "train_labels")
+    _pad_labels(test_labels, num_tokens, "test_labels")
+    xs, ms, ids, lpad = xs[ok], train_mask[ok], ids[ok], lpad[ok]
+
+    def loss_fn(p, x, m, y, yp):
+        per_seq = optax.ctc_loss(apply_head(p, x), 1.0 - m, y, yp, blank_id=0)
+        return (per_seq / jnp.maximum(1.0, (1.0 - yp).sum(-1))).mean()
+
+    params = init_head(jax.random.PRNGKey(seed), xs.shape[-1], num_tokens + 1, head, hidden)
+    idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
+    params, losses = _fit(loss_fn, params, (xs, ms, ids, lpad), idx, lr, weight_decay)
+
+    def error_rate(x, m, labels):
+        hyps = ctc_greedy_decode(_predict(params, x, chunk=64), m)
+        errors = sum(edit_distance(list(r), [h - 1 for h in hy]) for r, hy in zip(labels, hyps))
+        return errors / max(1, sum(len(r) for r in labels))
+
+    kept = [l for l, k in zip(train_labels, ok) if k]
+    return {
+        "error_rate": float(error_rate(xt, test_mask, test_labels)),
+        "train_error_rate": float(error_rate(xs, ms, kept)),
+        "final_loss": float(losses[-max(1, steps // 20):].mean()),
+        "num_train": int(ok.sum()),
+        "num_test": int(len(xt)),
+        "skipped_train": int((~ok).sum()),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds.
+
+def over_seeds(probe: Callable[..., dict], seeds: Sequence[int] = (0, 1, 2), **kwargs) -> dict:
+    """Run `probe(seed=s, **kwargs)` for each seed; `{"seeds", "runs", "mean", "std"}` where mean and
+    std (population) cover every numeric key of the runs."""
+    runs = [probe(seed=int(s), **kwargs) for s in seeds]
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    return {
+        "seeds": [int(s) for s in seeds],
+        "runs": runs,
+        "mean": {k: float(np.mean([r[k] for r in runs])) for k in keys},
+        "std": {k: float(np.std([r[k] for r in runs])) for k in keys},
+    }
