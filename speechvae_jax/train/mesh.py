@@ -1,0 +1,72 @@
+"""Device mesh and sharding rules.
+
+The mesh has two axes, `data` and `fsdp`. Batches are split over both (every device sees different
+examples); parameters are replicated unless they are large, in which case their largest dimension
+divisible by the `fsdp` axis size is sharded over it (FSDP). With `fsdp` of size 1 this is plain
+data parallelism.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXES = ("data", "fsdp")
+BATCH_AXES = ("data", "fsdp")
+
+
+def make_mesh(shape: tuple[int, ...] | list[int], devices: list | None = None) -> Mesh:
+    """A ('data', 'fsdp') mesh. One entry of `shape` may be -1 (fill with the remaining devices)."""
+    devices = list(jax.devices() if devices is None else devices)
+    shape = list(shape)
+    if len(shape) != 2:
+        raise ValueError(f"mesh.shape must have 2 entries (data, fsdp), got {shape}")
+    if shape.count(-1) > 1:
+        raise ValueError(f"mesh.shape may hold at most one -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if len(devices) % known:
+            raise ValueError(f"mesh.shape {shape} does not divide {len(devices)} devices")
+        shape[shape.index(-1)] = len(devices) // known
+    if math.prod(shape) != len(devices):
+        raise ValueError(f"mesh.shape {shape} needs {math.prod(shape)} devices, have {len(devices)}")
+    return Mesh(np.asarray(devices).reshape(shape), AXES)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) dimension split over every device."""
+    return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def param_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
+    """FSDP rule: shard the largest dim divisible by the fsdp axis, for params of >= min_size elements."""
+    if fsdp_size <= 1 or math.prod(shape) < min_size:
+        return P()
+    for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+        if shape[dim] % fsdp_size == 0:
+            spec = [None] * len(shape)
+            spec[dim] = "fsdp"
+            return P(*spec)
+    return P()
+
+
+def tree_shardings(abstract_tree: Any, mesh: Mesh, fsdp_min_size: int = 2**18) -> Any:
+    """NamedShardings for a tree of arrays / ShapeDtypeStructs by the FSDP rule (scalars replicated)."""
+    fsdp_size = mesh.shape["fsdp"]
+    return jax.tree.map(
+        lambda x: NamedSharding(mesh, param_spec(tuple(x.shape), fsdp_size, fsdp_min_size)),
+        abstract_tree)
+
+
+def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Assemble per-process numpy batches into global jax.Arrays sharded over the batch axes."""
+    sharding = batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+            for k, v in local_batch.items()}

@@ -1,0 +1,76 @@
+"""Train state: a plain dict of arrays, its initialisation and the optimisers.
+
+state = {
+  "step": int32 [],                      # generator + discriminator updates done (one per batch)
+  "rng": uint32 [2],                     # base key; step keys are fold_in(rng, step)
+  "gen": {"vae": ..., "proj": ...},      # generator params (projection head only when aligning)
+  "ema": {"vae": ...},                   # EMA of the VAE params: what export and evaluation use
+  "disc": ...,                           # discriminator params
+  "gen_opt": ..., "disc_opt": ...,       # optax states
+  "skipped": int32 [],                   # updates skipped because a loss or gradient was not finite
+}
+The frozen teacher is never part of it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from ml_collections import ConfigDict
+
+from speechvae_jax.models.discriminators import Discriminators
+from speechvae_jax.models.projection import make_projection
+from speechvae_jax.models.vae import SpeechVAE
+
+
+def make_optimizer(optim: ConfigDict, lr: float) -> optax.GradientTransformation:
+    """AdamW with per-step exponential decay, after global-norm clipping (0 = no clipping)."""
+    schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=optim.decay)
+    parts = [optax.clip_by_global_norm(optim.clip_norm)] if optim.clip_norm > 0 else []
+    parts.append(optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
+    return optax.chain(*parts)
+
+
+class Modules:
+    """The Linen modules and optimisers a config describes (built once, shared by all steps)."""
+
+    def __init__(self, config: ConfigDict, teacher_dim: int | None):
+        self.config = config
+        self.vae = SpeechVAE(config.model)
+        self.disc = Discriminators(config.model.discriminators)
+        self.aligning = config.alignment.scheme != "none"
+        if self.aligning and teacher_dim is None:
+            raise ValueError("alignment scheme %r needs a teacher (config.teacher.path)"
+                             % config.alignment.scheme)
+        self.proj = make_projection(config.alignment, teacher_dim) if self.aligning else None
+        self.gen_tx = make_optimizer(config.optim, config.optim.lr)
+        self.disc_tx = make_optimizer(config.optim, config.optim.disc_lr)
+
+    def init_state(self, rng: jax.Array, crop_samples: int) -> dict[str, Any]:
+        """Fresh train state (call under jit with out_shardings so params are born sharded)."""
+        k_vae, k_proj, k_disc = jax.random.split(rng, 3)
+        audio = jnp.zeros((1, crop_samples), jnp.float32)
+        gen = {"vae": self.vae.init(k_vae, audio)["params"]}
+        if self.proj is not None:
+            frames = -(-crop_samples // self.config.model.hop)
+            z = jnp.zeros((1, frames, self.config.model.latent_dim), jnp.float32)
+            gen["proj"] = self.proj.init(k_proj, z)["params"]
+        disc = self.disc.init(k_disc, audio)["params"]
+        return {
+            "step": jnp.zeros((), jnp.int32),
+            "rng": rng,
+            "gen": gen,
+            "ema": {"vae": gen["vae"]},
+            "disc": disc,
+            "gen_opt": self.gen_tx.init(gen),
+            "disc_opt": self.disc_tx.init(disc),
+            "skipped": jnp.zeros((), jnp.int32),
+        }
+
+
+def ema_update(ema: Any, params: Any, decay: float, step: jax.Array) -> Any:
+    """EMA with warm-up: effective decay min(decay, (1 + step) / (10 + step))."""
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
