@@ -39,6 +39,11 @@ flags.DEFINE_string("latents", None, "decode: an export directory.")
 flags.DEFINE_list("ids", None, "decode: utterance ids (default: all).")
 flags.DEFINE_string("teacher", None, "teacher cache: path of a converted / pretrained teacher.")
 flags.DEFINE_list("axes", ["reconstruction", "understanding"], "evaluate: which axes to run.")
+flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first (multi-host; on TPU "
+                  "pods and SLURM the arguments below are detected automatically).")
+flags.DEFINE_string("coordinator_address", None, "distributed: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "distributed: number of processes.")
+flags.DEFINE_integer("process_id", None, "distributed: this process's index.")
 
 COMMANDS = ("corpus", "data", "teacher", "train", "export", "decode", "evaluate")
 
@@ -106,6 +111,10 @@ def _dispatch(args: list[str]) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         raise app.UsageError(__doc__)
+    if FLAGS.distributed:
+        import jax
+        jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                                   num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
     _dispatch(argv[1:])
 
 

@@ -163,7 +163,7 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
                 return terms[name]
             return fn
 
-        names = alignment.term_names(acfg)
+        names = alignment.SCHEME_TERMS[acfg.scheme]
         values, g_st, g_pp = {}, {}, {}
         for name in names:
             values[name], (g_st[name], g_pp[name]) = jax.value_and_grad(

@@ -1,0 +1,58 @@
+"""The full run config (configs/tiny.py and configs/paper.py build on this).
+
+The sections here are the ones that do not depend on the model size; model, loss and alignment
+sections come from presets/model.py and presets/alignment.py.
+"""
+from ml_collections import ConfigDict
+
+from speechvae_jax.data.pipeline import default_data_config
+from speechvae_jax.presets.alignment import SCHEMES, alignment_config
+from speechvae_jax.presets.model import loss_config, model_config
+
+
+def vae_config(size: str, variant: str) -> ConfigDict:
+    """The full config for `size` ('tiny' or 'paper') with alignment scheme `variant`."""
+    variant = variant or "joint_marginal"
+    if variant not in SCHEMES:
+        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(SCHEMES)}")
+    c = ConfigDict()
+    c.data = default_data_config()
+    c.data.valid_split = "valid"
+    c.model = model_config(size)
+    c.loss = loss_config(size)
+    c.alignment = alignment_config(variant)
+
+    c.teacher = ConfigDict()
+    c.teacher.path = ""            # a converted or in-house teacher directory (docs/teachers.md)
+    c.teacher.layer = 23           # hidden-state index, Hugging Face numbering (0 = embeddings)
+    c.teacher.interp = "linear"    # 50 Hz -> 40 Hz: "linear" (release) or "avgpool"
+    c.teacher.cache_dir = ""       # precomputed features (speechvae teacher cache); "" = on the fly
+
+    c.optim = ConfigDict()
+    c.optim.lr = 1e-4
+    c.optim.disc_lr = 1e-4
+    c.optim.b1 = 0.8
+    c.optim.b2 = 0.99
+    c.optim.weight_decay = 0.01
+    c.optim.decay = 0.999996       # exponential lr decay per update
+    c.optim.clip_norm = 0.0        # global-norm clipping; 0 = off
+    c.optim.ema_decay = 0.9999
+
+    c.train = ConfigDict()
+    c.train.num_steps = 600_000
+    c.train.batch_size = 16        # global batch
+    c.train.seed = 0
+    c.train.update_mode = "alternating"   # or "simultaneous"
+    c.train.disc_start = 0
+    c.train.log_every = 50
+    c.train.eval_every = 5000
+    c.train.eval_batches = 4
+    c.train.sample_every = 10000
+    c.train.num_samples = 3
+    c.train.checkpoint_every = 5000
+    c.train.keep_checkpoints = 3
+
+    c.mesh = ConfigDict()
+    c.mesh.shape = (-1, 1)         # (data, fsdp); -1 = all remaining devices
+    c.mesh.fsdp_min_size = 2**18   # params with fewer elements stay replicated
+    return c
