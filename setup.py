@@ -13,6 +13,7 @@ CORE = [
     "orbax-checkpoint==0.12.8",
     "grain==0.2.18",
     "tensorflow-datasets==4.9.10",
+    "importlib_resources",  # tfds builders import it lazily; absent from a bare venv
     "librosa==0.11.0",
     "ml-collections==1.1.0",
     "absl-py",
