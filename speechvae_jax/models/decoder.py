@@ -1,0 +1,56 @@
+"""BigVGAN generator: latent [B, T, L] -> waveform [B, T * prod(upsample_rates)] in (-1, 1).
+
+conv(7) to `initial_channels`; per upsample rate u (kernel k): learned upsampling halving the
+channels, then the mean of AMP residual blocks (one per kernel size, each with the given dilations,
+SnakeBeta before every conv); SnakeBeta, conv(7) to 1 channel, tanh. Activations are not
+anti-aliased (no 2x up/down-sampling around SnakeBeta).
+"""
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from speechvae_jax.models.layers import UPSAMPLERS, SnakeBeta, conv1d
+
+
+class AMPBlock(nn.Module):
+    """For each dilation d: x += conv_k(SnakeBeta(conv_k,d(SnakeBeta(x)))). [B, T, C] -> [B, T, C]."""
+    kernel_size: int
+    dilations: Sequence[int]
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        for d in self.dilations:
+            y = SnakeBeta(self.dtype)(x)
+            y = conv1d(c, self.kernel_size, dilation=d, dtype=self.dtype)(y)
+            y = SnakeBeta(self.dtype)(y)
+            y = conv1d(c, self.kernel_size, dtype=self.dtype)(y)
+            x = x + y
+        return x
+
+
+class Decoder(nn.Module):
+    initial_channels: int
+    upsample_rates: Sequence[int]
+    upsample_kernel_sizes: Sequence[int]
+    resblock_kernel_sizes: Sequence[int]
+    resblock_dilations: Sequence[int]
+    upsample: str = "subpixel"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z):
+        if self.upsample not in UPSAMPLERS:
+            raise ValueError(f"decoder.upsample must be one of {sorted(UPSAMPLERS)}, got {self.upsample!r}")
+        up_cls = UPSAMPLERS[self.upsample]
+        x = conv1d(self.initial_channels, 7, dtype=self.dtype)(z.astype(self.dtype))
+        for i, (u, k) in enumerate(zip(self.upsample_rates, self.upsample_kernel_sizes)):
+            ch = self.initial_channels // 2 ** (i + 1)
+            x = up_cls(ch, u, k, self.dtype)(x)
+            x = sum(AMPBlock(rk, tuple(self.resblock_dilations), self.dtype)(x)
+                    for rk in self.resblock_kernel_sizes) / len(self.resblock_kernel_sizes)
+        x = SnakeBeta(self.dtype)(x)
+        x = conv1d(1, 7, dtype=self.dtype)(x)
+        return jnp.tanh(x[..., 0].astype(jnp.float32))

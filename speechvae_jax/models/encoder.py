@@ -1,0 +1,79 @@
+"""DAC-style convolutional encoder: waveform [B, N] -> features [B, T, C] -> stats [B, T, 2L].
+
+conv(7) to d_model, then one block per stride (channels double): residual units with Snake and
+dilations (1, 3, 9), Snake, strided conv (kernel 2 * stride). A final Snake gives the features; the
+last layer `last` (a 1x1 projection, nn.Dense) maps them to mean and scale.
+"""
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from speechvae_jax.models.layers import Snake, conv1d
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1(Snake(conv7_dilated(Snake(x)))): [B, T, C] -> [B, T, C]."""
+    dilation: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        y = Snake(self.dtype)(x)
+        y = conv1d(c, 7, dilation=self.dilation, dtype=self.dtype)(y)
+        y = Snake(self.dtype)(y)
+        y = conv1d(c, 1, dtype=self.dtype)(y)
+        return x + y
+
+
+class EncoderBlock(nn.Module):
+    """Residual units at the input width, then a strided conv: [B, T, C] -> [B, T / stride, features]."""
+    features: int
+    stride: int
+    dilations: Sequence[int]
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        for d in self.dilations:
+            x = ResidualUnit(d, self.dtype)(x)
+        x = Snake(self.dtype)(x)
+        pad = math.ceil(self.stride / 2)
+        return conv1d(self.features, 2 * self.stride, stride=self.stride, padding=[(pad, pad)],
+                      dtype=self.dtype)(x)
+
+
+class Encoder(nn.Module):
+    """`features(audio [B, N]) -> [B, ceil(N / hop), d_model * 2**len(strides)]`, `head(h) -> [B, T, 2L]`."""
+    d_model: int
+    strides: Sequence[int]
+    dilations: Sequence[int]
+    latent_dim: int
+    dtype: Any = jnp.float32
+
+    def setup(self):
+        self.conv_in = conv1d(self.d_model, 7, dtype=self.dtype)
+        self.blocks = [EncoderBlock(self.d_model * 2 ** (i + 1), s, tuple(self.dilations), self.dtype)
+                       for i, s in enumerate(self.strides)]
+        self.act_out = Snake(self.dtype)
+        self.last = nn.Dense(2 * self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32)
+
+    @property
+    def hop(self) -> int:
+        return math.prod(self.strides)
+
+    def features(self, audio):
+        if audio.ndim != 2:
+            raise ValueError(f"encoder expects audio [B, N], got shape {audio.shape}")
+        n = audio.shape[1]
+        pad = -n % self.hop
+        x = jnp.pad(audio.astype(self.dtype), ((0, 0), (0, pad)))[:, :, None]
+        x = self.conv_in(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.act_out(x)
+
+    def head(self, h):
+        return self.last(h).astype(jnp.float32)

@@ -1,0 +1,63 @@
+"""SpeechVAE: DAC-style encoder + VAE bottleneck + BigVGAN decoder, configured by the `model` ConfigDict.
+
+Training calls the methods through `apply(..., method=...)`: `encode_features`, `encode_head`,
+`decode`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"]) and
+params["decoder"].
+"""
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+from ml_collections import ConfigDict
+
+from speechvae_jax.models import bottleneck
+from speechvae_jax.models.decoder import Decoder
+from speechvae_jax.models.encoder import Encoder
+
+
+def check_model_config(cfg: ConfigDict) -> None:
+    """Raise ValueError naming the key when the encoder/decoder hop disagrees with `model.hop`."""
+    enc_hop = math.prod(cfg.encoder.strides)
+    dec_hop = math.prod(cfg.decoder.upsample_rates)
+    if enc_hop != cfg.hop or dec_hop != cfg.hop:
+        raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop} and "
+                         f"prod(model.decoder.upsample_rates)={dec_hop}")
+    if len(cfg.decoder.upsample_rates) != len(cfg.decoder.upsample_kernel_sizes):
+        raise ValueError("model.decoder.upsample_rates and upsample_kernel_sizes differ in length")
+
+
+class SpeechVAE(nn.Module):
+    cfg: ConfigDict
+
+    def setup(self):
+        cfg = self.cfg
+        check_model_config(cfg)
+        dtype = jnp.dtype(cfg.dtype)
+        self.encoder = Encoder(cfg.encoder.d_model, tuple(cfg.encoder.strides), tuple(cfg.encoder.dilations),
+                               cfg.latent_dim, dtype)
+        dec = cfg.decoder
+        self.decoder = Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
+                               tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
+                               dtype)
+
+    def encode_features(self, audio):
+        """audio [B, N] -> h [B, ceil(N / hop), C] (compute dtype)."""
+        return self.encoder.features(audio)
+
+    def encode_head(self, h):
+        """h [B, T, C] -> stats [B, T, 2 * latent_dim] float32 (mean first, then scale)."""
+        return self.encoder.head(h)
+
+    def decode(self, z):
+        """z [B, T, latent_dim] -> audio float32 [B, T * hop]."""
+        return self.decoder(z)
+
+    def __call__(self, audio, rng_sample: bool = False):
+        """audio [B, N] -> (reconstruction [B, T * hop], mean [B, T, L], sigma [B, T, L]).
+
+        z is the mean, or a sample drawn with the "sample" RNG stream when `rng_sample`.
+        """
+        mean, scale = bottleneck.split_stats(self.encode_head(self.encode_features(audio)))
+        sigma = bottleneck.sigma_from_scale(scale)
+        z = bottleneck.sample(mean, sigma, self.make_rng("sample")) if rng_sample else mean
+        return self.decode(z), mean, sigma

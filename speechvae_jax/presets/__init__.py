@@ -1,0 +1,1 @@
+"""Named model and loss presets ("tiny", "paper") that configs/*.py build on."""

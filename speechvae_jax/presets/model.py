@@ -1,0 +1,59 @@
+"""`model_config(size)` and `loss_config(size)` for size in {"tiny", "paper"}.
+
+"paper" is the release configuration (METHOD.md); "tiny" keeps 16 kHz / hop 400 (40 Hz) / 64-d
+latents with far fewer channels, for training on a 2-core CPU.
+"""
+from ml_collections import ConfigDict
+
+SIZES = ("tiny", "paper")
+
+
+def _check(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"unknown preset size {size!r}; expected one of {SIZES}")
+
+
+def discriminator_config(size: str) -> ConfigDict:
+    """Sub-discriminator settings; each has `enabled`. Paper: MPD + sub-band CQT (STFT one off)."""
+    _check(size)
+    paper = size == "paper"
+    return ConfigDict({
+        "mpd": {"enabled": True, "periods": (2, 3, 5, 7, 11),
+                "channels": (32, 128, 512, 1024, 1024) if paper else (8, 16, 32, 64, 64)},
+        "cqt": {"enabled": True, "sample_rate": 16000, "hop_lengths": (512, 256, 256), "n_octaves": 8,
+                "bins_per_octave": (24, 36, 48), "filters": 32 if paper else 8, "max_filters": 1024,
+                "filters_scale": 1, "dilations": (1, 2, 4), "fmin": 32.7},
+        "stft": {"enabled": False, "fft_sizes": (2048, 1024, 512), "channels": 32 if paper else 8},
+    })
+
+
+def model_config(size: str) -> ConfigDict:
+    """The `model` ConfigDict: latent_dim, hop, sample_rate, dtype, encoder, decoder, discriminators."""
+    _check(size)
+    paper = size == "paper"
+    return ConfigDict({
+        "latent_dim": 64,
+        "hop": 400,
+        "sample_rate": 16000,
+        "dtype": "float32",
+        "encoder": {"d_model": 128 if paper else 16, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9)},
+        "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
+                    "upsample_kernel_sizes": (10, 10, 8, 8),
+                    "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
+                    "resblock_dilations": (1, 3, 5), "upsample": "subpixel"},
+        "discriminators": discriminator_config(size),
+    })
+
+
+def loss_config(size: str) -> ConfigDict:
+    """Loss weights and MR-STFT settings (the same at both sizes: the release's)."""
+    _check(size)
+    return ConfigDict({
+        "stft_weight": 1.0,
+        "time_l1_weight": 0.0,
+        "adversarial_weight": 0.1,
+        "feature_matching_weight": 2.0,
+        "kl_weight": 1e-3,
+        "stft": {"fft_sizes": (2048, 1024, 512, 256, 128, 64, 32), "hop_ratio": 0.25,
+                 "perceptual_weighting": True},
+    })
