@@ -1,0 +1,145 @@
+"""Our teacher format on disk and the loaded `Teacher`.
+
+A teacher directory holds `config.json` (`{"format": "speechvae_jax.teacher", "version": 1,
+"encoder": EncoderConfig dict, "default_layer": int, "complete": true, ...meta}`) and
+`params.safetensors` (the Flax param tree, keys joined with "/").
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from speechvae_jax.teachers.config import EncoderConfig
+from speechvae_jax.teachers.encoder import SSLEncoder, frame_mask_from_samples, normalize_audio
+
+FORMAT = "speechvae_jax.teacher"
+CONFIG_FILE = "config.json"
+PARAMS_FILE = "params.safetensors"
+
+
+def teacher_identity(cfg: EncoderConfig, params: Any) -> str:
+    """sha256 (hex, 16 chars) of the encoder config and every parameter's path, shape and bytes."""
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for path, value in sorted(traverse_util.flatten_dict(params, sep="/").items()):
+        a = np.ascontiguousarray(np.asarray(value, np.float32))
+        h.update(f"{path}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def save_teacher(path: str, cfg: EncoderConfig, params: Any, default_layer: int,
+                 meta: dict | None = None) -> None:
+    """Write params then config.json (written last, with `"complete": true`)."""
+    from safetensors.numpy import save_file
+    if not 0 <= default_layer <= cfg.num_hidden_layers:
+        raise ValueError(f"default_layer {default_layer} outside 0..{cfg.num_hidden_layers}")
+    os.makedirs(path, exist_ok=True)
+    flat = {k: np.ascontiguousarray(np.asarray(v, np.float32))
+            for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+    save_file(flat, os.path.join(path, PARAMS_FILE))
+    record = {"format": FORMAT, "version": 1, "encoder": cfg.to_dict(), "default_layer": int(default_layer),
+              "identity": teacher_identity(cfg, params), **(meta or {}), "complete": True}
+    tmp = os.path.join(path, CONFIG_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, os.path.join(path, CONFIG_FILE))
+
+
+def is_complete(path: str) -> bool:
+    """True if `path` holds a fully written teacher."""
+    try:
+        with open(os.path.join(path, CONFIG_FILE)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return record.get("complete") is True and os.path.isfile(os.path.join(path, PARAMS_FILE))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Teacher:
+    """A frozen SSL teacher: module, config, params and the pure forward function.
+
+    `apply_fn(params, audio [B,N] float32 16 kHz, mask [B,N] | None) -> list of L+1 [B,T,D]`
+    is pure and jittable (index 0 = embeddings, k = output of transformer layer k);
+    `hidden_states(audio, mask=None)` is the same, jitted, with the stored params.
+    """
+    module: SSLEncoder
+    config: EncoderConfig
+    params: Any
+    identity: str
+    default_layer: int
+    meta: dict
+    hidden_states: Callable = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        jitted = jax.jit(self.apply_fn)
+        object.__setattr__(self, "hidden_states",
+                           lambda audio, mask=None: jitted(self.params, audio, mask))
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def hop(self) -> int:
+        return self.config.hop
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.receptive_field
+
+    def frame_mask(self, sample_mask: jax.Array, num_frames: int) -> jax.Array:
+        """Valid teacher frames [B,T] (bool) of audio with sample mask [B,N]."""
+        return frame_mask_from_samples(self.config, sample_mask, num_frames)
+
+    def apply_fn(self, params: Any, audio: jax.Array, mask: jax.Array | None = None) -> list[jax.Array]:
+        audio = jnp.asarray(audio, jnp.float32)
+        if audio.ndim != 2:
+            raise ValueError(f"teacher audio must be [B, N], got shape {audio.shape}")
+        if self.config.do_normalize:
+            audio = normalize_audio(audio, mask)
+        elif mask is not None:
+            audio = audio * mask.astype(jnp.float32)
+        num_frames = self.config.num_frames(audio.shape[1])
+        if num_frames <= 0:
+            raise ValueError(f"teacher input of {audio.shape[1]} samples is shorter than its receptive field "
+                             f"({self.config.receptive_field})")
+        frame_mask = None if mask is None else frame_mask_from_samples(self.config, mask, num_frames)
+        return self.module.apply({"params": params}, audio, frame_mask)
+
+
+def build_teacher(cfg: EncoderConfig, params: Any, default_layer: int, meta: dict | None = None) -> Teacher:
+    """A Teacher from an in-memory config and param tree (params converted to jnp float32)."""
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+    return Teacher(SSLEncoder(cfg), cfg, params, teacher_identity(cfg, params), default_layer, meta or {})
+
+
+def load_teacher(path: str) -> Teacher:
+    """Load a teacher written by `convert_checkpoint` or `pretrain`."""
+    from safetensors.numpy import load_file
+    cfg_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(cfg_path):
+        raise FileNotFoundError(f"{path}: no {CONFIG_FILE}; convert a checkpoint with "
+                                "`speechvae teacher convert SRC DST` or pretrain one first")
+    with open(cfg_path) as f:
+        record = json.load(f)
+    if record.get("format") != FORMAT or not record.get("complete"):
+        raise ValueError(f"{cfg_path}: not a complete {FORMAT} directory")
+    params_path = os.path.join(path, PARAMS_FILE)
+    if not os.path.isfile(params_path):
+        raise FileNotFoundError(f"{path}: {PARAMS_FILE} is missing")
+    cfg = EncoderConfig.from_dict(record["encoder"])
+    params = traverse_util.unflatten_dict(load_file(params_path), sep="/")
+    meta = {k: v for k, v in record.items() if k not in ("encoder", "default_layer")}
+    teacher = build_teacher(cfg, params, int(record["default_layer"]), meta)
+    if record.get("identity") not in (None, teacher.identity):
+        raise ValueError(f"{params_path}: params do not match the identity recorded in {CONFIG_FILE}")
+    return teacher
