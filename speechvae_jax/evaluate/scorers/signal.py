@@ -1,0 +1,36 @@
+"""Signal-level distances computed here: SI-SDR, mel distance, multi-resolution STFT distance.
+
+The spectral ones use the project's one STFT (`losses.spectral`), at fixed settings."""
+from __future__ import annotations
+
+import numpy as np
+
+# Multi-resolution STFT distance: the training loss's FFT sizes (hop = FFT/4), no perceptual weighting.
+MRSTFT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64, 32)
+
+
+def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Scale-invariant SDR in dB of est [N] against ref [N] (both made zero-mean, float64)."""
+    ref = np.asarray(ref, np.float64) - np.mean(ref)
+    est = np.asarray(est, np.float64) - np.mean(est)
+    energy = np.dot(ref, ref)
+    if energy == 0:
+        raise ValueError("SI-SDR: reference is silent")
+    target = (np.dot(est, ref) / energy) * ref
+    noise = est - target
+    return float(10 * np.log10(np.dot(target, target) / max(np.dot(noise, noise), 1e-20)))
+
+
+def spectral_distances(ref: np.ndarray, est: np.ndarray) -> dict:
+    """{"mel_distance", "mrstft_distance"} of est [N] against ref [N] (float32, 16 kHz)."""
+    import jax.numpy as jnp
+
+    from speechvae_jax.losses import spectral
+
+    x = jnp.asarray(np.asarray(est, np.float32)[None])
+    y = jnp.asarray(np.asarray(ref, np.float32)[None])
+    return {
+        "mel_distance": float(spectral.mel_distance(x, y)),
+        "mrstft_distance": float(spectral.multi_resolution_stft_loss(
+            x, y, MRSTFT_FFT_SIZES, perceptual_weighting=False)),
+    }

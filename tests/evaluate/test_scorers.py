@@ -1,0 +1,102 @@
+"""Reconstruction scorers on real (flite) speech: ceilings, monotone degradation, ASR, speakers."""
+import numpy as np
+import pytest
+
+from speechvae_jax.evaluate import scorers
+from speechvae_jax.evaluate.scorers import asr, dnsmos, pesq_stoi, signal, speaker
+from tests.evaluate.conftest import add_noise
+
+SNRS = (30.0, 15.0, 5.0)
+
+
+def test_identical_audio_scores_at_ceiling(flite_speech):
+    a, _ = flite_speech["slt_a"]
+    p = pesq_stoi.pesq_scores(a, a)
+    s = pesq_stoi.stoi_scores(a, a)
+    d = signal.spectral_distances(a, a)
+    assert p["pesq_wb"] > 4.6 and p["pesq_nb"] > 4.5
+    assert s["stoi"] > 0.999 and s["estoi"] > 0.999
+    assert signal.si_sdr(a, a) > 100
+    assert d["mel_distance"] < 1e-6 and d["mrstft_distance"] < 1e-6
+    assert speaker.speaker_similarity(a, a)["speaker_sim"] > 0.999
+
+
+def test_noise_lowers_scores_monotonically(flite_speech):
+    a, _ = flite_speech["kal_b"]
+    rows = []
+    for snr in SNRS:
+        n = add_noise(a, snr)
+        rows.append({**pesq_stoi.pesq_scores(a, n), **pesq_stoi.stoi_scores(a, n),
+                     "si_sdr": signal.si_sdr(a, n), **signal.spectral_distances(a, n)})
+    for key in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr"):
+        values = [r[key] for r in rows]
+        assert all(x > y for x, y in zip(values, values[1:])), (key, values)
+    for key in ("mel_distance", "mrstft_distance"):
+        values = [r[key] for r in rows]
+        assert all(x < y for x, y in zip(values, values[1:])), (key, values)
+    np.testing.assert_allclose([r["si_sdr"] for r in rows], SNRS, atol=0.2)
+
+
+def test_si_sdr_reference_value():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=1000)
+    ref -= ref.mean()
+    noise = rng.normal(size=1000)
+    noise -= noise.mean()
+    noise -= noise @ ref / (ref @ ref) * ref  # orthogonal to ref
+    est = 0.5 * ref + noise + 3.0  # scale and offset do not matter
+    expected = 10 * np.log10((0.25 * ref @ ref) / (noise @ noise))
+    np.testing.assert_allclose(signal.si_sdr(ref, est), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="silent"):
+        signal.si_sdr(np.zeros(10), ref[:10])
+
+
+def test_pesq_rejects_silent_reference():
+    with pytest.raises(ValueError, match="PESQ"):
+        pesq_stoi.pesq_scores(np.zeros(16000), np.zeros(16000))
+
+
+def test_text_normalisation():
+    assert asr.normalize_text("  Don't  STOP -- the well-known, \"fine\" Day! ") == "don't stop the well known fine day"
+    counts = asr.error_counts("The cat sat.", "the cat sat on")
+    assert counts == {"words": 3, "word_errors": 1, "chars": 11, "char_errors": 3}
+
+
+def test_pocketsphinx_clean_flite_sentences_have_low_wer(flite_speech):
+    errors = words = 0
+    for name in ("kal_a", "kal_b"):
+        audio, text = flite_speech[name]
+        out = asr.asr_errors(audio, text)
+        errors += out["word_errors"]
+        words += out["words"]
+    assert errors / words <= 0.1
+    noisy = asr.asr_errors(add_noise(flite_speech["kal_b"][0], -5.0), flite_speech["kal_b"][1])
+    assert noisy["word_errors"] / noisy["words"] > errors / words
+
+
+def test_dnsmos_prefers_clean_speech(flite_speech):
+    a, _ = flite_speech["kal_a"]
+    clean, noisy = dnsmos.dnsmos_scores(a), dnsmos.dnsmos_scores(add_noise(a, 0.0))
+    assert set(clean) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+    assert all(1.0 <= v <= 5.0 for v in clean.values())
+    assert clean["dnsmos_ovrl"] > noisy["dnsmos_ovrl"] and clean["dnsmos_bak"] > noisy["dnsmos_bak"]
+
+
+def test_speaker_similarity_separates_voices(flite_speech):
+    same = speaker.speaker_similarity(flite_speech["slt_a"][0], flite_speech["slt_b"][0])["speaker_sim"]
+    other = speaker.speaker_similarity(flite_speech["slt_a"][0], flite_speech["kal_a"][0])["speaker_sim"]
+    assert same > other + 0.1
+
+
+def test_score_utterance_and_aggregate(flite_speech):
+    a, text = flite_speech["kal_a"]
+    good = scorers.score_utterance(a, np.concatenate([a, np.zeros(300, np.float32)]), text)
+    bad = scorers.score_utterance(np.zeros(8000, np.float32), np.zeros(8000, np.float32), "hello",
+                                  dnsmos_on=False, asr_on=False)
+    assert not good["errors"] and good["recon"]["pesq_wb"] > 4.5 and good["recon"]["word_errors"] == 0
+    assert {"pesq", "si_sdr", "speaker"} <= set(bad["errors"])
+    agg = scorers.aggregate([good, bad])
+    assert agg["errors"]["pesq"] == 1 and agg["recon"]["n_pesq_wb"] == 1
+    assert agg["recon"]["wer"] == 0.0 and agg["ground_truth"]["wer"] == 0.0
+    assert agg["recon"]["dnsmos_ovrl"] == pytest.approx(agg["ground_truth"]["dnsmos_ovrl"], abs=0.05)
+    assert set(scorers.versions()) == set(scorers.PACKAGES)
