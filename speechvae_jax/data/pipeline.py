@@ -1,0 +1,179 @@
+"""Grain pipelines: random fixed-length training crops, and padded full utterances for export/eval.
+
+Training: indices of this process's shard (`process_index::process_count`) -> seeded shuffle,
+reshuffled every epoch -> repeat forever -> read + normalise + random crop (per-index seeded, so
+independent of worker count) -> batch. Items whose audio is bad are skipped (counted and logged).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import grain
+import numpy as np
+from absl import flags, logging
+from ml_collections import ConfigDict
+
+from speechvae_jax.data import audio as audio_lib
+from speechvae_jax.data import sources
+
+
+def default_data_config() -> ConfigDict:
+    """Data settings every run config starts from."""
+    c = ConfigDict()
+    c.source = "corpus:demo_out/corpus"  # corpus:DIR | folder:DIR | tfds:NAME@DATA_DIR
+    c.train_split = "train"
+    c.valid_split = "valid"
+    c.sample_rate = audio_lib.SAMPLE_RATE
+    c.crop_samples = 32768  # 2.048 s (paper scale)
+    c.num_workers = 0  # Grain worker processes (0 = read in the main process)
+    c.read_threads = 2  # threads reading records per process
+    c.normalize = "peak"  # "none" | "peak" | "rms"
+    c.min_samples = 1600  # shorter utterances (0.1 s) are skipped as "too short"
+    return c
+
+
+def _check_cfg(cfg: ConfigDict) -> None:
+    if cfg.sample_rate != audio_lib.SAMPLE_RATE:
+        raise ValueError(f"data.sample_rate must be {audio_lib.SAMPLE_RATE}, got {cfg.sample_rate}")
+    if cfg.crop_samples <= 0:
+        raise ValueError(f"data.crop_samples must be positive, got {cfg.crop_samples}")
+    audio_lib.normalize_audio(np.zeros(1, np.float32), cfg.normalize)
+
+
+class _Reader:
+    """Reads index -> conditioned record; bad items -> None plus a SkipLog entry (picklable)."""
+
+    def __init__(self, source: sources.UtteranceSource, normalize: str, min_samples: int,
+                 skips: audio_lib.SkipLog):
+        self.source, self.normalize, self.min_samples = source, normalize, min_samples
+        self.skips = skips
+
+    def __call__(self, index: int) -> dict | None:
+        try:
+            rec = self.source[int(index)]
+            if rec["audio"].size < self.min_samples:
+                raise audio_lib.AudioError(rec["id"], f"too short: {rec['audio'].size} samples "
+                                                      f"< {self.min_samples}")
+        except audio_lib.AudioError as e:
+            self.skips.add(e)
+            return None
+        rec["audio"] = audio_lib.normalize_audio(rec["audio"], self.normalize)
+        return rec
+
+
+def crop(x: np.ndarray, crop_samples: int, rng: np.random.Generator) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """Random crop of float32 [N] to [crop_samples]; short clips are right-padded.
+
+    Returns (audio [crop_samples], mask [crop_samples]) with mask 1.0 on real samples.
+    """
+    n = x.size
+    if n >= crop_samples:
+        start = int(rng.integers(0, n - crop_samples + 1))
+        return x[start:start + crop_samples].astype(np.float32), np.ones(crop_samples, np.float32)
+    out = np.zeros(crop_samples, np.float32)
+    mask = np.zeros(crop_samples, np.float32)
+    out[:n] = x
+    mask[:n] = 1.0
+    return out, mask
+
+
+def _stack(items: list[dict]) -> dict:
+    return {"audio": np.stack([i["audio"] for i in items]),
+            "mask": np.stack([i["mask"] for i in items])}
+
+
+def _ensure_flags_parsed() -> None:
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
+                  process_index: int, process_count: int) -> grain.IterDataset:
+    """Endless per-process batches {"audio", "mask": float32 [b, crop_samples]}.
+
+    b = global_batch_size / process_count. Process i reads items i, i + P, i + 2P, ... of the
+    split (disjoint, complete); each epoch reshuffles them with `seed`. The iterator's
+    get_state() is JSON-serialisable and set_state() reproduces the exact next batches.
+    """
+    _check_cfg(data_cfg)
+    if global_batch_size % process_count:
+        raise ValueError(f"global batch {global_batch_size} not divisible by {process_count} "
+                         "processes")
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} outside [0, {process_count})")
+    source = sources.open_source(data_cfg.source, data_cfg.train_split)
+    if len(source) < process_count:
+        raise ValueError(f"{data_cfg.source} [{data_cfg.train_split}] has {len(source)} items, "
+                         f"fewer than {process_count} processes")
+    read = _Reader(source, data_cfg.normalize, int(data_cfg.get("min_samples", 1)),
+                   audio_lib.SkipLog(f"{data_cfg.source} [{data_cfg.train_split}]"))
+    crop_samples = int(data_cfg.crop_samples)
+
+    def load_and_crop(index, rng: np.random.Generator):
+        rec = read(index)
+        if rec is None:
+            return None
+        audio, mask = crop(rec["audio"], crop_samples, rng)
+        return {"audio": audio, "mask": mask}
+
+    ds = grain.MapDataset.range(len(source))[process_index::process_count]
+    ds = ds.shuffle(seed=seed).repeat(None).random_map(load_and_crop, seed=seed)
+    threads = int(data_cfg.get("read_threads", 2))
+    local = global_batch_size // process_count
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
+                                              prefetch_buffer_size=max(2, 2 * local)))
+    it = it.batch(local, drop_remainder=True, batch_fn=_stack)
+    if data_cfg.num_workers > 0:
+        _ensure_flags_parsed()
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(data_cfg.num_workers)))
+    return it
+
+
+def _bucket(n: int, bucket_samples: int) -> int:
+    return max(1, -(-n // bucket_samples)) * bucket_samples
+
+
+def _pad_batch(recs: list[dict], bucket_samples: int) -> dict:
+    length = _bucket(max(r["audio"].size for r in recs), bucket_samples)
+    audio = np.zeros((len(recs), length), np.float32)
+    mask = np.zeros((len(recs), length), np.float32)
+    for i, r in enumerate(recs):
+        audio[i, :r["audio"].size] = r["audio"]
+        mask[i, :r["audio"].size] = 1.0
+    return {"audio": audio, "mask": mask, "ids": [r["id"] for r in recs], "records": recs}
+
+
+def utterance_batches(source: sources.UtteranceSource | str, *, batch_size: int,
+                      bucket_samples: int, process_index: int = 0, process_count: int = 1,
+                      split: str = "test", skips: audio_lib.SkipLog | None = None,
+                      ) -> Iterator[dict]:
+    """Full utterances, padded to a multiple of `bucket_samples`, in source order.
+
+    Process i takes items i, i + P, ... and groups them by length bucket (each bucket fills its
+    own batches; partial batches are flushed at the end, smallest bucket first), so padding
+    stays below `bucket_samples` per row. Yields {"audio": float32 [b, L], "mask": float32
+    [b, L], "ids": list[str], "records": list[dict]} with b <= batch_size. Bad items are
+    skipped into `skips` (a SkipLog, created and summarised in the log if not given).
+    `source` may be a spec string (then `split` picks the split).
+    """
+    if isinstance(source, str):
+        source = sources.open_source(source, split)
+    own_log = skips is None
+    skips = skips or audio_lib.SkipLog(repr(source))
+    pending: dict[int, list[dict]] = {}
+    for index in range(process_index, len(source), process_count):
+        try:
+            rec = source[index]
+        except audio_lib.AudioError as e:
+            skips.add(e)
+            continue
+        key = _bucket(rec["audio"].size, bucket_samples)
+        group = pending.setdefault(key, [])
+        group.append(rec)
+        if len(group) == batch_size:
+            yield _pad_batch(pending.pop(key), bucket_samples)
+    for key in sorted(pending):
+        yield _pad_batch(pending[key], bucket_samples)
+    if own_log and len(skips):
+        logging.warning(skips.summary())
