@@ -30,11 +30,11 @@ def test_linear_head_is_an_affine_map_to_teacher_space():
     z, s, _ = _inputs()
     proj = make_projection(_cfg(), DT)
     params = proj.init(jax.random.PRNGKey(0), z)["params"]
-    out = proj.apply({"params": params}, z, s)
+    p = proj.apply({"params": params}, z)
     w, b = params["latent_to_teacher"]["kernel"], params["latent_to_teacher"]["bias"]
     assert w.shape == (L, DT)
-    np.testing.assert_allclose(out["p"], np.asarray(z) @ np.asarray(w) + np.asarray(b), rtol=1e-5)
-    assert out["s"] is s and out["s_low"] is None
+    np.testing.assert_allclose(p, np.asarray(z) @ np.asarray(w) + np.asarray(b), rtol=1e-5)
+    assert proj.apply({"params": params}, s, method="teacher") is s
 
 
 def test_mlp_head_shapes():
@@ -44,22 +44,30 @@ def test_mlp_head_shapes():
     proj = make_projection(cfg, DT)
     params = proj.init(jax.random.PRNGKey(0), z)["params"]
     assert params["latent_to_teacher"]["hidden"]["kernel"].shape == (L, 7)
-    assert proj.apply({"params": params}, z, s)["p"].shape == (B, T, DT)
+    assert proj.apply({"params": params}, z).shape == (B, T, DT)
 
 
 def test_reverse_head_projects_the_teacher_to_latent_space():
     z, s, _ = _inputs()
     cfg = _cfg(projection="reverse")
     cfg.teacher_layer_low = 3
-    proj = make_projection(cfg, DT)
+    proj = make_projection(cfg, DT, latent_dim=L)
     params = proj.init(jax.random.PRNGKey(0), z)["params"]  # teacher inputs not needed at init
     assert params["teacher_to_latent"]["kernel"].shape == (DT, L)
     assert params["teacher_low_to_latent"]["kernel"].shape == (DT, L)
-    out = proj.apply({"params": params}, z, s, 2 * s)
-    np.testing.assert_allclose(out["p"], z)
+    np.testing.assert_allclose(proj.apply({"params": params}, z), z)
     w, b = params["teacher_to_latent"]["kernel"], params["teacher_to_latent"]["bias"]
-    np.testing.assert_allclose(out["s"], np.asarray(s) @ np.asarray(w) + np.asarray(b), rtol=1e-5)
-    assert out["s_low"].shape == (B, T, L)
+    s_proj = proj.apply({"params": params}, s, method="teacher")
+    np.testing.assert_allclose(s_proj, np.asarray(s) @ np.asarray(w) + np.asarray(b), rtol=1e-5)
+    s_low = proj.apply({"params": params}, 2 * s, low=True, method="teacher")
+    assert s_low.shape == (B, T, L)
+    cfg.teacher_layer_low = None
+    cfg.subspace_ratio = 0.5
+    single = make_projection(cfg, DT, latent_dim=L)
+    params = single.init(jax.random.PRNGKey(0), z[..., :4])["params"]
+    assert set(params) == {"teacher_to_latent"} and params["teacher_to_latent"]["kernel"].shape == (DT, 4)
+    with pytest.raises(ValueError, match="teacher_layer_low"):
+        single.apply({"params": params}, s, low=True, method="teacher")
 
 
 def test_unknown_projection_raises():
@@ -75,13 +83,14 @@ def test_every_term_reaches_encoder_projection_and_latent(projection):
     enc_params = encoder.init(jax.random.PRNGKey(1), z_in)["params"]
     for scheme in SCHEMES[:-1]:
         cfg = _cfg(scheme, projection)
-        proj = make_projection(cfg, DT)
+        proj = make_projection(cfg, DT, latent_dim=L)
         proj_params = proj.init(jax.random.PRNGKey(0), z_in)["params"]
         for name in alignment.term_names(cfg):
             def loss(ep, pp):
                 z = encoder.apply({"params": ep}, z_in)
-                pairs = proj.apply({"params": pp}, z, s)
-                return alignment.alignment_terms(cfg, mask=mask, **pairs)[name]
+                p = proj.apply({"params": pp}, z)
+                s_cmp = proj.apply({"params": pp}, s, method="teacher")
+                return alignment.alignment_terms(cfg, p, s_cmp, mask)[name]
             g_enc, g_proj = jax.grad(loss, argnums=(0, 1))(enc_params, proj_params)
             for g in jax.tree_util.tree_leaves((g_enc, g_proj)):
                 assert np.all(np.isfinite(g)) and np.abs(g).max() > 0, (scheme, name)
