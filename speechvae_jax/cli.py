@@ -34,6 +34,9 @@ flags.DEFINE_string("data", None, "Data source spec: corpus:DIR, folder:DIR or t
 flags.DEFINE_string("split", "test", "Dataset split.")
 flags.DEFINE_enum("mode", "mean", ["mean", "sample"], "export: posterior mean or a sample.")
 flags.DEFINE_enum("dtype", "float16", ["float16", "float32"], "export: stored latent dtype.")
+flags.DEFINE_integer("shard_size", 256, "export: utterances per shard.")
+flags.DEFINE_float("max_seconds", 600.0, "export: longer inputs are skipped (shorter long ones are "
+                   "encoded in overlapping windows).")
 flags.DEFINE_string("verify", None, "export: verify an export directory against its manifest.")
 flags.DEFINE_string("latents", None, "decode: an export directory.")
 flags.DEFINE_list("ids", None, "decode: utterance ids (default: all).")
@@ -92,12 +95,13 @@ def _dispatch(args: list[str]) -> None:
         from speechvae_jax.train import loop
         loop.train_and_evaluate(_config(), _need("workdir"))
     elif cmd == "export":
-        from speechvae_jax.export import writer
+        from speechvae_jax.export import codec, writer
         if FLAGS.verify:
             writer.verify_export(FLAGS.verify)
         else:
             writer.export_latents(_need("workdir"), _need("data"), _need("out"), split=FLAGS.split,
-                                  mode=FLAGS.mode, dtype=FLAGS.dtype)
+                                  mode=FLAGS.mode, dtype=FLAGS.dtype, shard_size=FLAGS.shard_size,
+                                  buckets=codec.Buckets(max_seconds=FLAGS.max_seconds))
     elif cmd == "decode":
         from speechvae_jax.export import decode
         decode.decode_latents(_need("workdir"), _need("latents"), _need("out"), ids=FLAGS.ids)

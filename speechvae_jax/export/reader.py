@@ -1,0 +1,71 @@
+"""Reading an export back: `latent_source(DIR)`, a Grain random-access source of records.
+
+Record i is the i-th record in shard order (shards in the manifest's order, records in source index
+order within a shard): `{"id": str, "latent": float32 [T, L], "num_frames": T, "num_samples": N,
+"text", "phonemes", "speaker", ...labels and their frame timings}` (records.py).
+"""
+from __future__ import annotations
+
+import os
+
+from array_record.python.array_record_data_source import ArrayRecordDataSource
+
+from speechvae_jax.export import layout, records
+
+
+class LatentSource:
+    """Grain random-access source over an export directory (`__len__`, `__getitem__`); picklable."""
+
+    def __init__(self, directory: str):
+        path = os.path.join(directory, layout.MANIFEST)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: {directory!r} is not a finished export "
+                                    "(run `speechvae export` to completion first)")
+        self.directory = directory
+        self.manifest = layout.read_json(path)
+        self._paths = [os.path.join(directory, s["file"]) for s in self.manifest["shards"]
+                       if s["records"] > 0]
+        self._len = sum(s["records"] for s in self.manifest["shards"])
+        self._data = None
+        self._index = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_data"] = None
+        return state
+
+    @property
+    def _source(self) -> ArrayRecordDataSource:
+        if self._data is None:
+            self._data = ArrayRecordDataSource(self._paths)
+        return self._data
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> dict:
+        if not -self._len <= index < self._len:
+            raise IndexError(f"record {index} out of range for {self._len} records in {self.directory}")
+        return records.decode_record(self._source[index % self._len])
+
+    def ids(self) -> list[str]:
+        """Utterance ids in record order (from the shard summaries; nothing is decoded)."""
+        out = []
+        for s in self.manifest["shards"]:
+            out += layout.read_json(layout.summary_of(os.path.join(self.directory, s["file"])))["ids"]
+        return out
+
+    def index_of(self, uid: str) -> int:
+        if self._index is None:
+            self._index = {u: i for i, u in enumerate(self.ids())}
+        if uid not in self._index:
+            raise KeyError(f"utterance id {uid!r} is not in the export {self.directory}")
+        return self._index[uid]
+
+    def __repr__(self) -> str:
+        return f"LatentSource({self.directory!r}, records={self._len})"
+
+
+def latent_source(directory: str) -> LatentSource:
+    """The records of a finished export as a Grain random-access source."""
+    return LatentSource(directory)
