@@ -17,7 +17,6 @@ def vae_config(size: str, variant: str) -> ConfigDict:
         raise ValueError(f"unknown variant {variant!r}; one of {', '.join(SCHEMES)}")
     c = ConfigDict()
     c.data = default_data_config()
-    c.data.valid_split = "valid"
     c.model = model_config(size)
     c.loss = loss_config(size)
     c.alignment = alignment_config(variant)

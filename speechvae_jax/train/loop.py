@@ -65,19 +65,19 @@ def validate_config(config: ConfigDict) -> None:
 
 
 def load_teacher_for(config: ConfigDict, mesh) -> tuple[Any, Any, int | None]:
-    """(apply_fn, replicated params, teacher feature width) or (None, None, None) without alignment."""
+    """(teacher, replicated params, feature width) or (None, None, None) without alignment."""
     if config.alignment.scheme == "none":
         return None, None, None
     from speechvae_jax.teachers import load_teacher
-    from speechvae_jax.teachers.features import teacher_targets
 
     teacher = load_teacher(config.teacher.path)
     params = jax.device_put(teacher.params, mesh_lib.replicated(mesh))
-    probe = jax.eval_shape(
-        lambda p: teacher_targets(teacher.apply_fn(p, jnp.zeros((1, 16000)), None),
-                                  config.teacher.layer, 40, jnp.ones((1, 16000), bool))[0],
-        teacher.params)
-    return teacher.apply_fn, params, int(probe.shape[-1])
+    hidden = jax.eval_shape(lambda p: teacher.apply_fn(p, jnp.zeros((1, 16000))), teacher.params)
+    layer = config.teacher.layer
+    if isinstance(layer, int) and not -len(hidden) <= layer < len(hidden):
+        raise ValueError(f"config.teacher.layer={layer} but the teacher at {config.teacher.path} has "
+                         f"{len(hidden)} hidden states (0 = embeddings)")
+    return teacher, params, int(hidden[0].shape[-1])
 
 
 class _Preemption:
@@ -123,7 +123,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
         with open(cfg_path, "w") as f:
             json.dump(config.to_dict(), f, indent=2, sort_keys=True)
 
-    teacher_apply, teacher_params, teacher_dim = load_teacher_for(config, mesh)
+    teacher, teacher_params, teacher_dim = load_teacher_for(config, mesh)
     m = Modules(config, teacher_dim)
 
     rng = jax.random.PRNGKey(config.train.seed)
@@ -151,7 +151,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
 
     def step_fn(update: str, gan: bool):
         if (update, gan) not in compiled:
-            fn = steps.make_step(m, teacher_apply, update=update, gan=gan)
+            fn = steps.make_step(m, teacher, update=update, gan=gan)
             compiled[(update, gan)] = jax.jit(fn, in_shardings=(state_sh, batch_sh, t_sh),
                                               out_shardings=(state_sh, rep), donate_argnums=(0,))
         return compiled[(update, gan)]
@@ -165,7 +165,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
     logger = RunLogger(workdir)
     preempt = _Preemption()
     start = int(jax.device_get(state["step"]))
-    gan_weights = config.loss.adv_weight > 0 or config.loss.fm_weight > 0
+    gan_weights = config.loss.adversarial_weight > 0 or config.loss.feature_matching_weight > 0
     audio_sec_per_step = tcfg.batch_size * crop / config.data.sample_rate
     last: dict = {}
     t_last, steps_since = time.time(), 0

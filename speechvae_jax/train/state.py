@@ -44,7 +44,8 @@ class Modules:
         if self.aligning and teacher_dim is None:
             raise ValueError("alignment scheme %r needs a teacher (config.teacher.path)"
                              % config.alignment.scheme)
-        self.proj = make_projection(config.alignment, teacher_dim) if self.aligning else None
+        self.proj = (make_projection(config.alignment, teacher_dim, config.model.latent_dim)
+                     if self.aligning else None)
         self.gen_tx = make_optimizer(config.optim, config.optim.lr)
         self.disc_tx = make_optimizer(config.optim, config.optim.disc_lr)
 

@@ -16,7 +16,7 @@ follow, and the weighted sum of cotangents is pulled back through the last layer
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +38,13 @@ def frame_mask_from_samples(mask: jax.Array, hop: int, num_frames: int) -> jax.A
     return mask[:, ::hop] > 0
 
 
+def stft_loss(lcfg: ConfigDict, estimate: jax.Array, reference: jax.Array) -> jax.Array:
+    """The configured multi-resolution STFT loss (the reconstruction loss and adaptive reference)."""
+    return spectral.multi_resolution_stft_loss(
+        estimate, reference, fft_sizes=tuple(lcfg.stft.fft_sizes), hop_ratio=lcfg.stft.hop_ratio,
+        perceptual_weighting=lcfg.stft.perceptual_weighting)
+
+
 def _all_finite(tree: Any) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves))
@@ -55,20 +62,20 @@ def _tree_scale(tree: Any, s: jax.Array) -> Any:
     return jax.tree.map(lambda x: x * s, tree)
 
 
-def teacher_features(m: Modules, teacher_apply: Callable | None, teacher_params: Any,
-                     batch: Batch, num_frames: int) -> tuple[Any, Any, jax.Array]:
-    """(s_high [B,T,D], s_low [B,T,D] | None, frame_mask [B,T]) from the frozen teacher."""
+def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch,
+                     num_frames: int) -> tuple[Any, Any, jax.Array]:
+    """(s [B,T,D], s_low [B,T,D] | None, frame_mask [B,T]) from the frozen teacher (no gradient)."""
     audio, mask = batch["audio"], batch["mask"]
     if not m.aligning:
         return None, None, frame_mask_from_samples(mask, m.config.model.hop, num_frames)
-    hidden = teacher_apply(teacher_params, audio, mask > 0)
-    hidden = jax.lax.stop_gradient(hidden)
-    tcfg = m.config.teacher
-    s, frame_mask = teacher_targets(hidden, tcfg.layer, num_frames, mask > 0, method=tcfg.interp)
-    s_low = None
-    if m.config.alignment.teacher_layer_low is not None:
-        s_low, _ = teacher_targets(hidden, m.config.alignment.teacher_layer_low, num_frames,
-                                   mask > 0, method=tcfg.interp)
+    hidden = jax.lax.stop_gradient(teacher.apply_fn(teacher_params, audio, mask > 0))
+    targets = functools.partial(teacher_targets, hidden, num_frames=num_frames,
+                                sample_mask=mask > 0, method=m.config.teacher.interp,
+                                hop=teacher.hop, receptive_field=teacher.receptive_field,
+                                latent_hop=m.config.model.hop)
+    s, frame_mask = targets(m.config.teacher.layer)
+    low = m.config.alignment.teacher_layer_low
+    s_low = None if low is None else targets(low)[0]
     return s, s_low, frame_mask
 
 
@@ -109,30 +116,28 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
     y, dec_vjp = jax.vjp(decode, stats, gen["vae"])
 
     # Waveform losses: MR-STFT (the adaptive-weight reference) separately from the rest.
-    stft_loss = functools.partial(spectral.multi_resolution_stft_loss,
-                                  fft_sizes=tuple(lcfg.stft_fft_sizes),
-                                  perceptual_weighting=lcfg.perceptual_weighting)
-    l_rec, g_y_rec = jax.value_and_grad(lambda yy: stft_loss(yy, target))(y)
+    l_rec, g_y_rec = jax.value_and_grad(lambda yy: stft_loss(lcfg, yy, target))(y)
     g_stats_rec, g_vae_rec = dec_vjp(g_y_rec)
     metrics = {"loss/stft": l_rec}
 
     def other_wave_losses(yy):
         parts = {}
-        if lcfg.l1_weight > 0:
+        if lcfg.time_l1_weight > 0:
             parts["l1"] = jnp.sum(jnp.abs(yy - target)) / jnp.maximum(jnp.sum(mask), 1.0)
         if gan:
             fake = m.disc.apply({"params": disc}, yy)
             real = jax.lax.stop_gradient(m.disc.apply({"params": disc}, target))
             parts["adv"] = adversarial.lsgan_generator_loss(fake)
             parts["fm"] = adversarial.feature_matching_loss(real, fake)
-        total = (lcfg.l1_weight * parts.get("l1", 0.0) + lcfg.adv_weight * parts.get("adv", 0.0)
-                 + lcfg.fm_weight * parts.get("fm", 0.0))
+        total = (lcfg.time_l1_weight * parts.get("l1", 0.0)
+                 + lcfg.adversarial_weight * parts.get("adv", 0.0)
+                 + lcfg.feature_matching_weight * parts.get("fm", 0.0))
         return total, parts
 
     g_stats = _tree_scale(g_stats_rec, lcfg.stft_weight)
     g_vae = _tree_scale(g_vae_rec, lcfg.stft_weight)
     total = lcfg.stft_weight * l_rec
-    if gan or lcfg.l1_weight > 0:
+    if gan or lcfg.time_l1_weight > 0:
         (l_other, parts), g_y_other = jax.value_and_grad(other_wave_losses, has_aux=True)(y)
         g_stats_o, g_vae_o = dec_vjp(g_y_other)
         g_stats, g_vae = g_stats + g_stats_o, _tree_add(g_vae, g_vae_o)
@@ -157,8 +162,11 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
                 z = latent(st)
                 if ratio < 1.0:
                     z, _ = align_subspace(z, ratio)
-                p = m.proj.apply({"params": pp}, z).astype(jnp.float32)
-                terms = alignment.alignment_terms(acfg, p, s, frame_mask, s_low=s_low,
+                proj = functools.partial(m.proj.apply, {"params": pp})
+                p = proj(z)
+                st = proj(s, method="teacher")
+                st_low = None if s_low is None else proj(s_low, method="teacher", low=True)
+                terms = alignment.alignment_terms(acfg, p, st, frame_mask, s_low=st_low,
                                                   margins_on=factors["margins_on"])
                 return terms[name]
             return fn
@@ -213,7 +221,7 @@ def _apply_update(tx, params, opt_state, grads, loss):
     return _select(ok, new_params, params), _select(ok, new_opt, opt_state), ok
 
 
-def make_step(m: Modules, teacher_apply: Callable | None, *, update: str, gan: bool):
+def make_step(m: Modules, teacher: Any, *, update: str, gan: bool):
     """A train step `(state, batch, teacher_params) -> (state, metrics)`.
 
     update: "generator", "discriminator" (alternating mode runs them on alternate steps) or "both".
@@ -229,7 +237,7 @@ def make_step(m: Modules, teacher_apply: Callable | None, *, update: str, gan: b
         metrics = {}
         fake = None
         if update in ("generator", "both"):
-            targets = teacher_features(m, teacher_apply, teacher_params, batch, num_frames)
+            targets = teacher_features(m, teacher, teacher_params, batch, num_frames)
             loss, grads, metrics, fake = generator_loss_and_grads(
                 m, state["gen"], state["disc"], batch, rng, step, targets, gan=gan)
             new["gen"], new["gen_opt"], ok = _apply_update(m.gen_tx, state["gen"], state["gen_opt"],
@@ -272,11 +280,7 @@ def make_eval_step(m: Modules):
     def eval_fn(vae_params, batch):
         y = generate(m, vae_params, batch["audio"], batch["mask"], None)
         target = batch["audio"] * batch["mask"]
-        return {
-            "val/stft": spectral.multi_resolution_stft_loss(
-                y, target, fft_sizes=tuple(m.config.loss.stft_fft_sizes),
-                perceptual_weighting=m.config.loss.perceptual_weighting),
-            "val/mel": spectral.mel_distance(y, target),
-        }
+        return {"val/stft": stft_loss(m.config.loss, y, target),
+                "val/mel": spectral.mel_distance(y, target)}
 
     return eval_fn

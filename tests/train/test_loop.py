@@ -1,0 +1,169 @@
+"""The train loop end to end: resume equality, preemption, checkpoints, config errors, paper scale."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from speechvae_jax.teachers import EncoderConfig
+from speechvae_jax.teachers.encoder import SSLEncoder
+from speechvae_jax.teachers.store import save_teacher
+from speechvae_jax.train import checkpoint, loop, steps
+from speechvae_jax.train.state import Modules
+from tests.train.test_steps import TEACHER_DIM, load_config, small_teacher
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def loop_config(corpus, variant="none", num_steps=4):
+    c = load_config("tiny", variant)
+    c.data.source = corpus
+    c.data.crop_samples = 4000
+    c.loss.stft.fft_sizes = (512, 128, 32)
+    c.train.batch_size = 8
+    c.train.num_steps = num_steps
+    c.train.disc_start = 2           # steps 0-1 GAN-free, then alternating G / D
+    c.train.log_every = 1
+    c.train.eval_every = 2
+    c.train.eval_batches = 1
+    c.train.checkpoint_every = 2
+    c.train.sample_every = 1000
+    return c
+
+
+def read_metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {r["step"]: r for r in rows if "loss/total" in r or "loss/disc" in r}
+
+
+def losses(rows):
+    return {s: {k: v for k, v in r.items() if k.startswith("loss/")} for s, r in rows.items()}
+
+
+@pytest.mark.slow
+def test_resume_gives_identical_losses(tiny_corpus, tmp_path):
+    straight = str(tmp_path / "straight")
+    loop.train_and_evaluate(loop_config(tiny_corpus, num_steps=4), straight)
+    resumed = str(tmp_path / "resumed")
+    loop.train_and_evaluate(loop_config(tiny_corpus, num_steps=2), resumed)
+    assert checkpoint.make_manager(resumed, keep=2).latest_step() == 2
+    loop.train_and_evaluate(loop_config(tiny_corpus, num_steps=4), resumed)
+    a, b = losses(read_metrics(straight)), losses(read_metrics(resumed))
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
+    assert "loss/disc" in a[4] and "loss/adv" in a[3]  # the GAN phase ran
+    for s in a:
+        for k in a[s]:
+            np.testing.assert_allclose(a[s][k], b[s][k], rtol=1e-6, err_msg=f"step {s} {k}")
+    # The EMA weights of both runs agree too, and the inference loader reads them.
+    ma, mb = checkpoint.load_for_inference(straight), checkpoint.load_for_inference(resumed)
+    assert ma.step == mb.step == 4 and ma.checkpoint_hash == mb.checkpoint_hash
+    mean, sigma, fm = ma.encode(np.zeros((1, 16000), np.float32))
+    assert mean.shape == (1, 40, 64) and fm.shape == (1, 40)
+    assert ma.decode(mean).shape == (1, 16000)
+
+
+@pytest.mark.slow
+def test_aligned_run_checkpoints_without_teacher(tiny_corpus, tmp_path):
+    teacher = small_teacher()
+    tpath = str(tmp_path / "teacher")
+    save_teacher(tpath, teacher.config, teacher.params, default_layer=2)
+    c = loop_config(tiny_corpus, variant="joint_marginal", num_steps=2)
+    c.teacher.path, c.teacher.layer = tpath, 2
+    workdir = str(tmp_path / "run")
+    loop.train_and_evaluate(c, workdir)
+    rows = read_metrics(workdir)
+    assert {"align/mcos", "align/mdms", "weight/mcos", "weight/mdms"} <= set(rows[2])
+    mngr = checkpoint.make_manager(workdir, keep=2, read_only=True)
+    saved = mngr.restore(2, args=checkpoint.ocp.args.Composite(
+        state=checkpoint.ocp.args.StandardRestore()))["state"]
+    assert set(saved) == {"step", "rng", "gen", "ema", "disc", "gen_opt", "disc_opt", "skipped"}
+    assert set(saved["gen"]) == {"vae", "proj"}
+    # The teacher's params are not in the checkpoint: no leaf path mentions its modules.
+    paths = " ".join(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(saved)[0])
+    assert "pos_conv" not in paths and "feature_projection" not in paths
+
+
+def test_resume_refuses_changed_model_config():
+    saved = {"model": {"latent_dim": 64}, "train": {"num_steps": 10}}
+    loop.check_resume_config(saved, {"model": {"latent_dim": 64}, "train": {"num_steps": 99}})
+    with pytest.raises(ValueError, match="model.latent_dim"):
+        loop.check_resume_config(saved, {"model": {"latent_dim": 32}, "train": {"num_steps": 10}})
+
+
+def _cli(*args, timeout=120):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    return subprocess.run([sys.executable, "-m", "speechvae_jax", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_unknown_config_key_fails_clearly(tmp_path):
+    r = _cli("train", "--config", "configs/tiny.py:none", "--workdir", str(tmp_path),
+             "--config.train.num_stepz=5")
+    assert r.returncode != 0 and "num_stepz" in r.stderr
+
+
+def test_wrong_config_type_fails_clearly(tmp_path):
+    r = _cli("train", "--config", "configs/tiny.py:none", "--workdir", str(tmp_path),
+             "--config.train.num_steps=many")
+    assert r.returncode != 0 and "num_steps" in r.stderr
+
+
+def test_unknown_variant_fails_clearly(tmp_path):
+    r = _cli("train", "--config", "configs/tiny.py:time_axes", "--workdir", str(tmp_path))
+    assert r.returncode != 0 and "time_axes" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_cleanly(tiny_corpus, tmp_path):
+    workdir = str(tmp_path / "run")
+    flags = ["train", "--config", "configs/tiny.py:none", "--workdir", workdir,
+             f"--config.data.source={tiny_corpus}", "--config.data.crop_samples=4000",
+             "--config.train.batch_size=2", "--config.train.num_steps=100000",
+             "--config.train.log_every=1", "--config.train.checkpoint_every=100000",
+             "--config.train.eval_batches=1", "--config.train.sample_every=100000"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    proc = subprocess.Popen([sys.executable, "-m", "speechvae_jax", *flags], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = os.path.join(workdir, "metrics.jsonl")
+    deadline = time.time() + 240
+    while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics)):
+        time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-3000:]
+    step = checkpoint.make_manager(workdir, keep=2, read_only=True).latest_step()
+    assert step is not None and step >= 1, out[-3000:]
+
+
+def test_paper_scale_step_traces(tmp_path):
+    """configs/paper.py: the whole generator + discriminator step traces with a WavLM-Large-shaped teacher."""
+    c = load_config("paper", "joint_marginal")
+    large = EncoderConfig(kind="wavlm", conv_dim=(512,) * 7, conv_bias=True, feat_extract_norm="layer",
+                          do_stable_layer_norm=True, hidden_size=1024, num_hidden_layers=24,
+                          num_attention_heads=16, intermediate_size=4096, do_normalize=True)
+    t_params = jax.eval_shape(lambda: SSLEncoder(large).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 16000)), None)["params"])
+
+    class AbstractTeacher:  # the real module and config; params only as shapes
+        hop, receptive_field = large.hop, large.receptive_field
+
+        @staticmethod
+        def apply_fn(params, audio, mask):
+            return SSLEncoder(large).apply({"params": params}, audio, None)
+
+    m = Modules(c, teacher_dim=1024)
+    state = jax.eval_shape(lambda: m.init_state(jax.random.PRNGKey(0), c.data.crop_samples))
+    count = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(t))
+    assert 70e6 < count(state["gen"]["vae"]) < 80e6  # encoder ~61.8M + decoder ~13.0M
+    batch = {k: jax.ShapeDtypeStruct((2, c.data.crop_samples), jnp.float32) for k in ("audio", "mask")}
+    for update in ("generator", "discriminator"):
+        fn = steps.make_step(m, AbstractTeacher(), update=update, gan=True)
+        new, metrics = jax.eval_shape(fn, state, batch, t_params)
+        assert jax.tree.structure(new) == jax.tree.structure(state)

@@ -1,0 +1,195 @@
+"""The jitted train steps: gradient assembly, adaptive weights, NaN skipping, 1 vs 8 devices."""
+import functools
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from speechvae_jax.losses import adversarial, alignment, kl
+from speechvae_jax.models import bottleneck
+from speechvae_jax.train import mesh as mesh_lib
+from speechvae_jax.train import steps
+from speechvae_jax.teachers import EncoderConfig, build_teacher
+from speechvae_jax.teachers.encoder import SSLEncoder
+from speechvae_jax.train.state import Modules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEACHER_DIM = 24
+N = 4000  # samples per item: 10 latent frames
+
+
+def load_config(name: str, variant: str):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(variant)
+
+
+def small_config(variant="joint_marginal"):
+    c = load_config("tiny", variant)
+    c.data.crop_samples = N
+    c.loss.stft.fft_sizes = (512, 128, 32)
+    return c
+
+
+def make_batch(b=2, n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000.0
+    f0 = rng.uniform(100, 300, size=(b, 1))
+    audio = 0.3 * np.sin(2 * np.pi * f0 * t * (1 + 2 * t)) + 0.02 * rng.standard_normal((b, n))
+    mask = np.ones((b, n), np.float32)
+    mask[1, 3 * n // 4:] = 0.0  # a padded tail
+    return {"audio": jnp.asarray(audio * mask, jnp.float32), "mask": jnp.asarray(mask)}
+
+
+def make_targets(batch, seed=1):
+    frames = -(-batch["audio"].shape[1] // 400)
+    s = jax.random.normal(jax.random.PRNGKey(seed), (batch["audio"].shape[0], frames, TEACHER_DIM))
+    fm = steps.frame_mask_from_samples(batch["mask"], 400, frames)
+    return s * fm[..., None], None, fm
+
+
+def brute_force_total(m, gen, disc, batch, rng, step, targets, weights, gan):
+    """The generator loss written plainly, for jax.grad; alignment weights held fixed."""
+    cfg, lcfg = m.config, m.config.loss
+    audio, mask = batch["audio"], batch["mask"]
+    s, _, fm = targets
+    h = m.vae.apply({"params": gen["vae"]}, audio, method="encode_features")
+    stats = m.vae.apply({"params": gen["vae"]}, h, method="encode_head").astype(jnp.float32)
+    mean, scale = bottleneck.split_stats(stats)
+    sigma = bottleneck.sigma_from_scale(scale)
+    z = mean + sigma * jax.random.normal(rng, mean.shape)
+    y = m.vae.apply({"params": gen["vae"]}, z, method="decode")[:, : audio.shape[1]] * mask
+    target = audio * mask
+    total = lcfg.stft_weight * steps.stft_loss(lcfg, y, target) + lcfg.kl_weight * kl.vae_kl(mean, sigma, fm)
+    if gan:
+        fake = m.disc.apply({"params": disc}, y)
+        real = jax.lax.stop_gradient(m.disc.apply({"params": disc}, target))
+        total += lcfg.adversarial_weight * adversarial.lsgan_generator_loss(fake)
+        total += lcfg.feature_matching_weight * adversarial.feature_matching_loss(real, fake)
+    if m.aligning:
+        p = m.proj.apply({"params": gen["proj"]}, z)
+        terms = alignment.alignment_terms(cfg.alignment, p, s, fm)
+        for k, v in terms.items():
+            total += cfg.alignment.hyper_weight * weights[k] * v
+    return total
+
+
+@pytest.fixture(scope="module")
+def setup_joint():
+    cfg = small_config("joint_marginal")
+    m = Modules(cfg, TEACHER_DIM)
+    state = m.init_state(jax.random.PRNGKey(0), N)
+    return m, state
+
+
+@pytest.mark.parametrize("gan", [False, True])
+def test_assembled_gradient_equals_autodiff(setup_joint, gan):
+    m, state = setup_joint
+    batch = make_batch()
+    targets = make_targets(batch)
+    rng = jax.random.PRNGKey(3)
+    step = jnp.int32(10)
+    fn = jax.jit(functools.partial(steps.generator_loss_and_grads, m, gan=gan))
+    total, grads, metrics, _ = fn(state["gen"], state["disc"], batch, rng, step, targets)
+    weights = {k: metrics[f"weight/{k}"] for k in ("mcos", "mdms")}
+    ref_total, ref_grads = jax.jit(jax.value_and_grad(functools.partial(
+        brute_force_total, m, disc=state["disc"], batch=batch, rng=rng, step=step,
+        targets=targets, weights=weights, gan=gan)))(state["gen"])
+    np.testing.assert_allclose(total, ref_total, rtol=1e-5)
+    flat, _ = jax.tree_util.tree_flatten_with_path(grads)
+    ref_flat = jax.tree.leaves(ref_grads)
+    assert len(flat) == len(ref_flat)
+    for (path, g), r in zip(flat, ref_flat):
+        scale = float(jnp.max(jnp.abs(r))) + 1e-12
+        np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(r) / scale, atol=2e-4,
+                                   err_msg=jax.tree_util.keystr(path))
+
+
+def test_adaptive_weights_equal_brute_force_norm_ratio(setup_joint):
+    """w_k = ||d L_stft / d last|| / (||d L_k / d last|| + 1e-6), by jax.grad on the whole model."""
+    m, state = setup_joint
+    batch, rng = make_batch(), jax.random.PRNGKey(3)
+    targets = make_targets(batch)
+    s, _, fm = targets
+    _, _, metrics, _ = jax.jit(functools.partial(steps.generator_loss_and_grads, m, gan=False))(
+        state["gen"], state["disc"], batch, rng, jnp.int32(0), targets)
+
+    def parts(last, term):
+        vae = dict(state["gen"]["vae"])
+        vae["encoder"] = dict(vae["encoder"], last=last)
+        h = m.vae.apply({"params": vae}, batch["audio"], method="encode_features")
+        mean, scale = bottleneck.split_stats(m.vae.apply({"params": vae}, h, method="encode_head"))
+        z = mean + bottleneck.sigma_from_scale(scale) * jax.random.normal(rng, mean.shape)
+        if term == "stft":
+            y = m.vae.apply({"params": vae}, z, method="decode")[:, :N] * batch["mask"]
+            return steps.stft_loss(m.config.loss, y, batch["audio"] * batch["mask"])
+        p = m.proj.apply({"params": state["gen"]["proj"]}, z)
+        return alignment.alignment_terms(m.config.alignment, p, s, fm)[term]
+
+    last = state["gen"]["vae"]["encoder"]["last"]
+    norm = lambda t: float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(t))))
+    ref = norm(jax.grad(parts)(last, "stft"))
+    for k in ("mcos", "mdms"):
+        expect = ref / (norm(jax.grad(parts)(last, k)) + 1e-6)
+        np.testing.assert_allclose(float(metrics[f"weight/{k}"]), expect, rtol=1e-3)
+
+
+def test_nan_batch_is_skipped_and_counted(setup_joint):
+    m, state = setup_joint
+    batch = make_batch()
+    batch["audio"] = batch["audio"].at[0, 5].set(jnp.nan)
+    step = jax.jit(_step_with_targets(m))
+    new, metrics = step(jax.tree.map(jnp.copy, state), batch)
+    assert int(new["skipped"]) == 1 and float(metrics["skipped_update"]) == 1.0
+    for a, b in zip(jax.tree.leaves(new["gen"]), jax.tree.leaves(state["gen"])):
+        np.testing.assert_array_equal(a, b)
+    good, metrics = step(new, make_batch())
+    assert int(good["skipped"]) == 1 and float(metrics["skipped_update"]) == 0.0
+    assert int(good["step"]) == int(state["step"]) + 2
+
+
+@functools.lru_cache(maxsize=1)
+def small_teacher():
+    """A real (randomly initialised) WavLM-layout teacher, 2 layers of width TEACHER_DIM."""
+    cfg = EncoderConfig(kind="wavlm", conv_dim=(16,) * 7, hidden_size=TEACHER_DIM,
+                        num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, num_buckets=32,
+                        max_bucket_distance=64)
+    params = SSLEncoder(cfg).init(jax.random.PRNGKey(7), jnp.zeros((1, N)), None)["params"]
+    return build_teacher(cfg, params, default_layer=2)
+
+
+def _step_with_targets(m, update="generator", gan=False):
+    """A train step `(state, batch) -> (state, metrics)` with the small teacher's last layer."""
+    teacher = small_teacher()
+    m.config.teacher.layer = 2
+    fn = steps.make_step(m, teacher, update=update, gan=gan)
+    return lambda state, batch: fn(state, batch, teacher.params)
+
+
+def test_one_device_equals_eight_devices():
+    """Two generator+discriminator steps on a 1-device mesh and on a 4x2 (data, fsdp) mesh agree."""
+    cfg = small_config("joint_marginal")
+    cfg.mesh.fsdp_min_size = 1024  # shard the bigger tiny params over fsdp too
+    m = Modules(cfg, TEACHER_DIM)
+    batch = make_batch(b=8)
+    results = []
+    for devices, shape in ((jax.devices()[:1], (1, 1)), (jax.devices()[:8], (4, 2))):
+        mesh = mesh_lib.make_mesh(shape, devices)
+        abstract = jax.eval_shape(lambda r: m.init_state(r, N), jax.random.PRNGKey(0))
+        sh = mesh_lib.tree_shardings(abstract, mesh, cfg.mesh.fsdp_min_size)
+        state = jax.jit(lambda r: m.init_state(r, N), out_shardings=sh)(jax.random.PRNGKey(0))
+        b = {k: jax.device_put(v, mesh_lib.batch_sharding(mesh)) for k, v in batch.items()}
+        losses = []
+        for update in ("generator", "discriminator"):
+            fn = jax.jit(_step_with_targets(m, update, gan=True), out_shardings=(sh, None))
+            state, metrics = fn(state, b)
+            losses.append(float(metrics.get("loss/total", metrics.get("loss/disc"))))
+        results.append((losses, jax.device_get(state["gen"])))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
