@@ -11,6 +11,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 EPS = 1e-8
 POOLINGS = ("batch", "utterance", "global")
@@ -128,21 +129,60 @@ def _cross_grad(rows, cols, margin, axis_name):
     return ga, gb
 
 
-def _ring(fn, local, axis_name, combine):
-    """combine(fn(local, visiting)) over every device's frames, passed round a ring of devices."""
+def _upper_pairs(n_blocks):
+    """Block index pairs (i, j), i <= j, as two int32 arrays."""
+    i, j = np.triu_indices(n_blocks)
+    return jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
+
+
+def _self_sum(blocks, margin, axis_name):
+    """_cross_sum(blocks, blocks) from the upper block triangle only (the matrix is symmetric)."""
+    a, b, w = blocks
+
+    def body(acc, ij):
+        i, j = ij
+        d, pw = _block_terms(a[i], b[i], w[i], a[j], b[j], w[j], margin)
+        twice = jnp.where(i == j, 1.0, 2.0)
+        return acc + twice * jnp.sum(pw * jax.nn.relu(jnp.abs(d) - margin)), None
+
+    total, _ = jax.lax.scan(body, _zeros((), axis_name), _upper_pairs(a.shape[0]))
+    return total
+
+
+def _self_grad(blocks, margin, axis_name):
+    """_cross_grad(blocks, blocks) from the upper block triangle: block G_ij feeds rows i and j."""
+    a, b, w = blocks
+
+    def body(carry, ij):
+        ga, gb = carry
+        i, j = ij
+        d, pw = _block_terms(a[i], b[i], w[i], a[j], b[j], w[j], margin)
+        half = jnp.where(i == j, 0.5, 1.0)  # a diagonal block is visited once but feeds its rows twice
+        g = half * pw * jnp.where(jnp.abs(d) > margin, jnp.sign(d), 0.0)
+        ga = ga.at[i].add(g @ a[j]).at[j].add(g.T @ a[i])
+        gb = gb.at[i].add(g @ b[j]).at[j].add(g.T @ b[i])
+        return (ga, gb), None
+
+    init = (_zeros(a.shape, axis_name), _zeros(b.shape, axis_name))
+    (ga, gb), _ = jax.lax.scan(body, init, _upper_pairs(a.shape[0]))
+    return ga, gb
+
+
+def _ring(self_fn, cross_fn, local, axis_name, combine):
+    """self_fn(local) combined with cross_fn(local, visiting) for every other device's frames,
+    which are passed round a ring of devices (one device's frames in memory at a time)."""
+    first = self_fn(local)
     if axis_name is None:
-        return fn(local, local)
+        return first
     n_dev = jax.lax.axis_size(axis_name)
     perm = [(i, (i + 1) % n_dev) for i in range(n_dev)]
 
     def step(carry, _):
         acc, visiting = carry
-        acc = combine(acc, fn(local, visiting))
-        return (acc, jax.lax.ppermute(visiting, axis_name, perm)), None
+        visiting = jax.lax.ppermute(visiting, axis_name, perm)
+        return (combine(acc, cross_fn(local, visiting)), visiting), None
 
-    first = fn(local, local)
-    (acc, _), _ = jax.lax.scan(step, (first, jax.lax.ppermute(local, axis_name, perm)), None,
-                               length=n_dev - 1)
+    (acc, _), _ = jax.lax.scan(step, (first, local), None, length=n_dev - 1)
     return acc
 
 
@@ -150,7 +190,8 @@ def _ring(fn, local, axis_name, combine):
 def _blockwise_pair_sum(a, b, w, margin, block, axis_name):
     """Pair sum over all frames (of all devices on axis_name), never holding more than a block pair."""
     local = (_blocks(a, block), _blocks(b, block), _blocks(w, block))
-    total = _ring(lambda r, c: _cross_sum(r, c, margin, axis_name), local, axis_name, jnp.add)
+    total = _ring(lambda r: _self_sum(r, margin, axis_name),
+                  lambda r, c: _cross_sum(r, c, margin, axis_name), local, axis_name, jnp.add)
     return total if axis_name is None else jax.lax.psum(total, axis_name)
 
 
@@ -161,7 +202,8 @@ def _blockwise_fwd(a, b, w, margin, block, axis_name):
 def _blockwise_bwd(block, axis_name, res, ct):
     a, b, w, margin = res
     local = (_blocks(a, block), _blocks(b, block), _blocks(w, block))
-    ga, gb = _ring(lambda r, c: _cross_grad(r, c, margin, axis_name), local, axis_name,
+    ga, gb = _ring(lambda r: _self_grad(r, margin, axis_name),
+                   lambda r, c: _cross_grad(r, c, margin, axis_name), local, axis_name,
                    lambda x, y: (x[0] + y[0], x[1] + y[1]))
     n = a.shape[0]
     ga = 2.0 * ct * ga.reshape(-1, a.shape[-1])[:n]

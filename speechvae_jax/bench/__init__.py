@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m speechvae_jax.bench.<name>` prints figures (never asserted in tests)."""
