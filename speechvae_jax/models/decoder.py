@@ -12,6 +12,8 @@ import jax.numpy as jnp
 
 from speechvae_jax.models.layers import UPSAMPLERS, SnakeBeta, conv1d
 
+INIT_STD = 0.01  # BigVGAN: N(0, 0.01^2) for upsampling, AMP and output convs; LeCun for the input conv
+
 
 class AMPBlock(nn.Module):
     """For each dilation d: x += conv_k(SnakeBeta(conv_k,d(SnakeBeta(x)))). [B, T, C] -> [B, T, C]."""
@@ -24,9 +26,9 @@ class AMPBlock(nn.Module):
         c = x.shape[-1]
         for d in self.dilations:
             y = SnakeBeta(self.dtype)(x)
-            y = conv1d(c, self.kernel_size, dilation=d, dtype=self.dtype)(y)
+            y = conv1d(c, self.kernel_size, dilation=d, init_std=INIT_STD, dtype=self.dtype)(y)
             y = SnakeBeta(self.dtype)(y)
-            y = conv1d(c, self.kernel_size, dtype=self.dtype)(y)
+            y = conv1d(c, self.kernel_size, init_std=INIT_STD, dtype=self.dtype)(y)
             x = x + y
         return x
 
@@ -48,9 +50,9 @@ class Decoder(nn.Module):
         x = conv1d(self.initial_channels, 7, dtype=self.dtype)(z.astype(self.dtype))
         for i, (u, k) in enumerate(zip(self.upsample_rates, self.upsample_kernel_sizes)):
             ch = self.initial_channels // 2 ** (i + 1)
-            x = up_cls(ch, u, k, self.dtype)(x)
+            x = up_cls(ch, u, k, self.dtype, INIT_STD)(x)
             x = sum(AMPBlock(rk, tuple(self.resblock_dilations), self.dtype)(x)
                     for rk in self.resblock_kernel_sizes) / len(self.resblock_kernel_sizes)
         x = SnakeBeta(self.dtype)(x)
-        x = conv1d(1, 7, dtype=self.dtype)(x)
+        x = conv1d(1, 7, init_std=INIT_STD, dtype=self.dtype)(x)
         return jnp.tanh(x[..., 0].astype(jnp.float32))

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 
 from speechvae_jax.models.layers import Snake, conv1d
 
+INIT_STD = 0.02  # DAC: every conv kernel N(0, 0.02^2), biases 0
+
 
 class ResidualUnit(nn.Module):
     """x + conv1(Snake(conv7_dilated(Snake(x)))): [B, T, C] -> [B, T, C]."""
@@ -22,9 +24,9 @@ class ResidualUnit(nn.Module):
     def __call__(self, x):
         c = x.shape[-1]
         y = Snake(self.dtype)(x)
-        y = conv1d(c, 7, dilation=self.dilation, dtype=self.dtype)(y)
+        y = conv1d(c, 7, dilation=self.dilation, init_std=INIT_STD, dtype=self.dtype)(y)
         y = Snake(self.dtype)(y)
-        y = conv1d(c, 1, dtype=self.dtype)(y)
+        y = conv1d(c, 1, init_std=INIT_STD, dtype=self.dtype)(y)
         return x + y
 
 
@@ -42,7 +44,7 @@ class EncoderBlock(nn.Module):
         x = Snake(self.dtype)(x)
         pad = math.ceil(self.stride / 2)
         return conv1d(self.features, 2 * self.stride, stride=self.stride, padding=[(pad, pad)],
-                      dtype=self.dtype)(x)
+                      init_std=INIT_STD, dtype=self.dtype)(x)
 
 
 class Encoder(nn.Module):
@@ -54,11 +56,12 @@ class Encoder(nn.Module):
     dtype: Any = jnp.float32
 
     def setup(self):
-        self.conv_in = conv1d(self.d_model, 7, dtype=self.dtype)
+        self.conv_in = conv1d(self.d_model, 7, init_std=INIT_STD, dtype=self.dtype)
         self.blocks = [EncoderBlock(self.d_model * 2 ** (i + 1), s, tuple(self.dilations), self.dtype)
                        for i, s in enumerate(self.strides)]
         self.act_out = Snake(self.dtype)
-        self.last = nn.Dense(2 * self.latent_dim, dtype=self.dtype, param_dtype=jnp.float32)
+        self.last = nn.Dense(2 * self.latent_dim, kernel_init=nn.initializers.normal(INIT_STD), dtype=self.dtype,
+                             param_dtype=jnp.float32)
 
     @property
     def hop(self) -> int:

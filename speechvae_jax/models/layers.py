@@ -38,21 +38,29 @@ class SnakeBeta(nn.Module):
 
 
 def conv1d(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, padding=None,
-           dtype: Dtype = jnp.float32, name: str | None = None) -> nn.Conv:
-    """A 1-D nn.Conv; default padding keeps the length ("same" for odd kernels, any dilation)."""
+           init_std: float | None = None, dtype: Dtype = jnp.float32, name: str | None = None) -> nn.Conv:
+    """A 1-D nn.Conv; default padding keeps the length ("same" for odd kernels, any dilation).
+
+    Kernel init N(0, init_std^2) when given (DAC uses 0.02, BigVGAN 0.01), else LeCun normal.
+    """
     if padding is None:
         total = (kernel - 1) * dilation
         padding = [(total // 2, total - total // 2)]
+    init = nn.initializers.lecun_normal() if init_std is None else nn.initializers.normal(init_std)
     return nn.Conv(features, (kernel,), strides=(stride,), kernel_dilation=(dilation,), padding=padding,
-                   dtype=dtype, param_dtype=jnp.float32, name=name)
+                   kernel_init=init, dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
-def _upsample_init(key, shape, dtype=jnp.float32):
-    """Normal init for a [K, C_in, C_out] transposed-conv kernel; each output sees 2 * C_in inputs."""
-    return jax.random.normal(key, shape, dtype) * (2 * shape[1]) ** -0.5
+class _Upsample(nn.Module):
+    """Fields shared by the learned upsamplers; kernel init N(0, init_std^2) as BigVGAN."""
+    features: int
+    stride: int
+    kernel_size: int
+    dtype: Dtype = jnp.float32
+    init_std: float = 0.01
 
 
-class SubPixelUpsample(nn.Module):
+class SubPixelUpsample(_Upsample):
     """Transposed 1-D convolution (kernel K = 2 * stride, padding stride // 2) as two sub-pixel convs.
 
     x [B, T, C_in] -> [B, T * stride, features]. Output n = t * stride + r equals PyTorch's
@@ -61,10 +69,6 @@ class SubPixelUpsample(nn.Module):
     convolution's shapes and meaning; the polyphase split only regroups the taps: phases
     r < stride - p read inputs (t - 1, t), the others read (t, t + 1), so no multiply is wasted.
     """
-    features: int
-    stride: int
-    kernel_size: int
-    dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
@@ -73,7 +77,7 @@ class SubPixelUpsample(nn.Module):
             raise ValueError(f"SubPixelUpsample needs kernel_size == 2 * stride, got {k} and {s}")
         p = (k - s) // 2
         c_in = x.shape[-1]
-        w = self.param("kernel", _upsample_init, (k, c_in, self.features), jnp.float32).astype(self.dtype)
+        w = self.param("kernel", nn.initializers.normal(self.init_std), (k, c_in, self.features), jnp.float32).astype(self.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
         early = np.arange(0, s - p)
         late = np.arange(s - p, s)
@@ -91,20 +95,16 @@ class SubPixelUpsample(nn.Module):
         return jnp.concatenate(outs, axis=2).reshape(bsz, t * s, self.features) + b
 
 
-class TransposedUpsample(nn.Module):
+class TransposedUpsample(_Upsample):
     """Flax nn.ConvTranspose (kernel K, stride s, "SAME"): x [B, T, C_in] -> [B, T * s, features].
 
     Same parameter shapes as SubPixelUpsample; kept as the config alternative the benchmark times.
     """
-    features: int
-    stride: int
-    kernel_size: int
-    dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         return nn.ConvTranspose(self.features, (self.kernel_size,), strides=(self.stride,), padding="SAME",
-                                kernel_init=_upsample_init, dtype=self.dtype, param_dtype=jnp.float32,
+                                kernel_init=nn.initializers.normal(self.init_std), dtype=self.dtype, param_dtype=jnp.float32,
                                 name="conv")(x)
 
 

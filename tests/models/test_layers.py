@@ -1,0 +1,55 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from speechvae_jax.models.layers import Snake, SnakeBeta, SubPixelUpsample, TransposedUpsample
+
+
+def _torch_conv_transpose(x, w, b, stride, padding):
+    """PyTorch ConvTranspose1d semantics: y[i*s + k - p] += x[i] @ w[k]; x [T, Ci], w [K, Ci, Co]."""
+    t, k = x.shape[0], w.shape[0]
+    full = np.zeros(((t - 1) * stride + k, w.shape[2]))
+    for i in range(t):
+        for kk in range(k):
+            full[i * stride + kk] += x[i] @ w[kk]
+    return full[padding:] + b
+
+
+@pytest.mark.parametrize("stride", [4, 5])
+def test_subpixel_equals_transposed_convolution(stride):
+    x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
+    mod = SubPixelUpsample(4, stride, 2 * stride)
+    params = mod.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda a: a + 0.1, params)  # non-zero bias too
+    out = np.asarray(mod.apply(params, x))
+    assert out.shape == (2, 6 * stride, 4)
+    w, b = np.asarray(params["params"]["kernel"]), np.asarray(params["params"]["bias"])
+    assert w.shape == (2 * stride, 3, 4)
+    for n in range(2):
+        ref = _torch_conv_transpose(x[n], w, b, stride, (2 * stride - stride) // 2)[: 6 * stride]
+        np.testing.assert_allclose(out[n], ref, atol=1e-5)
+
+
+def test_subpixel_rejects_other_kernels_and_transposed_alternative_shapes():
+    with pytest.raises(ValueError, match="kernel_size == 2 \\* stride"):
+        SubPixelUpsample(4, 4, 7).init(jax.random.key(0), jnp.zeros((1, 3, 2)))
+    mod = TransposedUpsample(4, 5, 10)
+    params = mod.init(jax.random.key(0), jnp.zeros((1, 3, 2)))
+    assert params["params"]["conv"]["kernel"].shape == (10, 2, 4)
+    assert mod.apply(params, jnp.ones((1, 3, 2))).shape == (1, 15, 4)
+
+
+def test_snake_and_snakebeta_values():
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(1, 4, 3)
+    snake = Snake()
+    p = {"params": {"alpha": jnp.array([0.5, 1.0, 2.0])}}
+    a = np.array([0.5, 1.0, 2.0])
+    np.testing.assert_allclose(snake.apply(p, x), x + np.sin(a * x) ** 2 / a, rtol=1e-5, atol=1e-6)
+    sb = SnakeBeta()
+    la, lb = np.array([0.0, 0.3, -0.2]), np.array([0.1, 0.0, 0.5])
+    p = {"params": {"log_alpha": jnp.asarray(la), "log_beta": jnp.asarray(lb)}}
+    ref = x + np.sin(np.exp(la) * x) ** 2 / np.exp(lb)
+    np.testing.assert_allclose(sb.apply(p, x), ref, rtol=1e-5, atol=1e-6)
+    init = SnakeBeta().init(jax.random.key(0), x)["params"]
+    assert float(jnp.abs(init["log_alpha"]).sum() + jnp.abs(init["log_beta"]).sum()) == 0.0

@@ -1,0 +1,132 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from speechvae_jax.losses.kl import vae_kl
+from speechvae_jax.losses.spectral import multi_resolution_stft_loss
+from speechvae_jax.models import bottleneck
+from speechvae_jax.models.vae import SpeechVAE
+from speechvae_jax.presets.model import loss_config, model_config
+
+
+def _count(tree):
+    return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = SpeechVAE(model_config("tiny"))
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 800)))["params"]
+    return model, params
+
+
+def _speechlike(n, batch=1, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16000.0
+    f0 = 120 + 30 * np.sin(2 * np.pi * 3 * t)
+    voiced = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 8))
+    return (0.2 * voiced[None] + 0.01 * rng.normal(size=(batch, n))).astype(np.float32)
+
+
+def test_frame_rate_and_shapes(tiny):
+    model, params = tiny
+    v = {"params": params}
+    h = jax.eval_shape(lambda a: model.apply(v, a, method=model.encode_features), jnp.zeros((2, 16000)))
+    assert h.shape[:2] == (2, 40)
+    stats = jax.jit(lambda a: model.apply(v, a, method=model.encode_head))(jnp.zeros(h.shape, h.dtype))
+    assert stats.shape == (2, 40, 128) and stats.dtype == jnp.float32
+    h41 = jax.eval_shape(lambda a: model.apply(v, a, method=model.encode_features), jnp.zeros((2, 16001)))
+    assert h41.shape[1] == 41
+    audio = jax.eval_shape(lambda a: model.apply(v, a, method=model.decode), jnp.zeros((2, 40, 64)))
+    assert audio.shape == (2, 16000) and audio.dtype == jnp.float32
+    last = params["encoder"]["last"]
+    assert last["kernel"].shape == (h.shape[-1], 128) and last["bias"].shape == (128,)
+    out, mean, sigma = jax.jit(lambda a: model.apply(v, a, True, rngs={"sample": jax.random.key(2)}))(
+        jnp.asarray(_speechlike(1200)))
+    assert np.all(np.isfinite(out)) and float(jnp.abs(out).max()) <= 1.0
+    assert out.shape == (1, 1200) and mean.shape == sigma.shape == (1, 3, 64)
+
+
+def test_bottleneck():
+    stats = jnp.arange(8.0).reshape(1, 1, 8)
+    mean, scale = bottleneck.split_stats(stats)
+    np.testing.assert_array_equal(mean, [[[0, 1, 2, 3]]])
+    np.testing.assert_allclose(bottleneck.sigma_from_scale(scale), np.log1p(np.exp([[[4, 5, 6, 7.0]]])) + 1e-4,
+                               rtol=1e-6)
+    assert float(bottleneck.sigma_from_scale(jnp.array(-100.0))) == pytest.approx(1e-4)
+    z = bottleneck.sample(jnp.full((4, 500, 8), 2.0), jnp.full((4, 500, 8), 0.5), jax.random.key(0))
+    assert abs(float(z.mean()) - 2.0) < 0.02 and abs(float(z.std()) - 0.5) < 0.02
+    with pytest.raises(ValueError, match="even"):
+        bottleneck.split_stats(jnp.zeros((1, 1, 3)))
+
+
+def test_bad_hop_is_reported(tiny):
+    cfg = model_config("tiny")
+    cfg.hop = 320
+    with pytest.raises(ValueError, match="model.hop=320"):
+        SpeechVAE(cfg).init(jax.random.key(0), jnp.zeros((1, 800)))
+
+
+def test_bf16_compute_keeps_float32_params_and_outputs():
+    cfg = model_config("tiny")
+    cfg.dtype = "bfloat16"
+    model = SpeechVAE(cfg)
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 800)))
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
+    out, mean, sigma = jax.eval_shape(model.apply, variables, jnp.zeros((1, 800)))
+    assert out.dtype == mean.dtype == sigma.dtype == jnp.float32
+
+
+def _loss(model, params, audio, rng):
+    v = {"params": params}
+    stats = model.apply(v, model.apply(v, audio, method=model.encode_features), method=model.encode_head)
+    mean, scale = bottleneck.split_stats(stats)
+    sigma = bottleneck.sigma_from_scale(scale)
+    z = bottleneck.sample(mean, sigma, rng)
+    recon = model.apply(v, z, method=model.decode)
+    return multi_resolution_stft_loss(recon, audio) + 1e-3 * vae_kl(mean, sigma)
+
+
+@pytest.mark.slow
+def test_gradient_flow_and_optimiser_steps_reduce_mrstft_loss(tiny):
+    model, params = tiny
+    audio = jnp.asarray(_speechlike(4000))
+    opt = optax.adam(1e-3)
+    grad_fn = jax.jit(jax.value_and_grad(lambda p, r: _loss(model, p, audio, r)))
+
+    loss0, grads = grad_fn(params, jax.random.key(0))
+    for part in ("encoder", "decoder"):
+        leaves = jax.tree.leaves(grads[part])
+        assert all(np.all(np.isfinite(g)) for g in leaves)
+        nonzero = sum(float(jnp.abs(g).sum()) > 0 for g in leaves)
+        assert nonzero == len(leaves), f"{part}: {len(leaves) - nonzero} parameters get no gradient"
+
+    opt_state = opt.init(params)
+    losses = [float(loss0)]
+    for i in range(12):
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        loss, grads = grad_fn(params, jax.random.key(i + 1))
+        losses.append(float(loss))
+    assert losses[-1] < 0.85 * losses[0], losses
+
+
+def test_paper_scale_parameter_counts():
+    model = SpeechVAE(model_config("paper"))
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 800))))["params"]
+    # Release: encoder 61.8M (weight-normed, last conv kernel 3), decoder 13.0M.
+    assert _count(params["encoder"]) == pytest.approx(61.8e6, rel=0.02)
+    assert _count(params["decoder"]) == pytest.approx(13.0e6, rel=0.02)
+    assert params["encoder"]["last"]["kernel"].shape == (2048, 128)
+
+
+def test_presets():
+    for size in ("tiny", "paper"):
+        cfg, loss = model_config(size), loss_config(size)
+        assert cfg.latent_dim == 64 and cfg.hop == 400 and cfg.sample_rate == 16000
+        assert loss.stft_weight == 1.0 and loss.kl_weight == 1e-3 and loss.adversarial_weight == 0.1
+        assert loss.feature_matching_weight == 2.0 and loss.time_l1_weight == 0.0
+    with pytest.raises(ValueError, match="unknown preset"):
+        model_config("huge")
