@@ -8,6 +8,7 @@ way. Shapes: audio float32 [N], latent float32 [T, L], decoded audio float32 [T 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Callable, Sequence
 
 import jax.numpy as jnp
@@ -37,15 +38,27 @@ def _encode_fn(model):
     return fn
 
 
+_CONTEXTS: dict[tuple[str, str], tuple[int, int]] = {}
+
+
+def _cached(kind: str, model, measure: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+    """The field depends on the architecture only, so it is measured once per model config."""
+    key = (kind, json.dumps(model.config.model.to_dict(), sort_keys=True))
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = measure()
+    return _CONTEXTS[key]
+
+
 def encoder_context(model) -> tuple[int, int]:
     """(left, right) receptive field of the encoder in latent frames."""
-    return stitch.receptive_field(_encode_fn(model), (), in_per_frame=model.hop, out_per_frame=1)
+    return _cached("encoder", model, lambda: stitch.receptive_field(
+        _encode_fn(model), (), in_per_frame=model.hop, out_per_frame=1))
 
 
 def decoder_context(model) -> tuple[int, int]:
     """(left, right) receptive field of the decoder in latent frames."""
-    return stitch.receptive_field(model.decode, (model.latent_dim,), in_per_frame=1,
-                                  out_per_frame=model.hop)
+    return _cached("decoder", model, lambda: stitch.receptive_field(
+        model.decode, (model.latent_dim,), in_per_frame=1, out_per_frame=model.hop))
 
 
 def encode_utterances(model, audios: Sequence[np.ndarray], context: tuple[int, int], buckets: Buckets,
