@@ -107,7 +107,7 @@ def _dispatch(args: list[str]) -> None:
         decode.decode_latents(_need("workdir"), _need("latents"), _need("out"), ids=FLAGS.ids)
     elif cmd == "evaluate":
         from speechvae_jax.evaluate import report
-        report.evaluate(_need("workdir"), axes=FLAGS.axes, data=FLAGS.data)
+        print(report.format_summary(report.evaluate(_need("workdir"), axes=FLAGS.axes, data=FLAGS.data)))
     else:
         raise app.UsageError(f"unknown command {cmd!r}; one of {', '.join(COMMANDS)}")
 

@@ -35,3 +35,30 @@ def add_noise(audio: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     noise = np.random.default_rng(seed).normal(size=audio.shape)
     noise *= np.sqrt(np.mean(audio ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
     return (audio + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory, tiny_corpus):
+    """A run directory (config.json + one Orbax checkpoint, step 0) of the tiny VAE with freshly
+    initialised weights, for the report's plumbing: real network, real audio, untrained."""
+    import json
+
+    import jax
+    import orbax.checkpoint as ocp
+
+    from speechvae_jax.models.vae import SpeechVAE
+    from speechvae_jax.presets.run import vae_config
+    from speechvae_jax.train import checkpoint
+
+    workdir = str(tmp_path_factory.mktemp("untrained_run"))
+    config = vae_config("tiny", "none")
+    config.data.source = tiny_corpus
+    params = SpeechVAE(config.model).init(jax.random.PRNGKey(0), np.zeros((1, 4000), np.float32))["params"]
+    with open(f"{workdir}/config.json", "w") as f:
+        json.dump(config.to_dict(), f)
+    mngr = checkpoint.make_manager(workdir, keep=1)
+    mngr.save(0, args=ocp.args.Composite(state=ocp.args.StandardSave({"ema": {"vae": params}})),
+              metrics={checkpoint.BEST_METRIC: 0.0})
+    mngr.wait_until_finished()
+    mngr.close()
+    return workdir

@@ -1,0 +1,52 @@
+"""`speechvae evaluate` end to end on real small inputs: report files, schema, cache reuse."""
+import json
+import os
+
+import pytest
+
+from speechvae_jax.evaluate import report
+
+
+@pytest.mark.slow
+def test_reconstruction_report_schema_and_reuse(untrained_run, monkeypatch):
+    monkeypatch.setattr(report, "RECON_UTTERANCES", 2)
+    monkeypatch.setattr(report, "SPECTROGRAM_EXAMPLES", 2)
+    rep = report.evaluate(untrained_run, axes=["reconstruction"])
+    eval_dir = os.path.join(untrained_run, "eval")
+    for name in ("report.json", "report.md", "spectrograms.png", "reconstruction_bars.png",
+                 "parts/reconstruction.json"):
+        assert os.path.exists(os.path.join(eval_dir, name)), name
+    with open(os.path.join(eval_dir, "report.json")) as f:
+        stored = json.load(f)
+    assert stored["run"]["step"] == 0 and stored["run"]["checkpoint_hash"]
+    assert set(stored["versions"]) >= {"pesq", "pystoi", "speechmos", "resemblyzer", "pocketsphinx", "jax"}
+    rec = stored["reconstruction"]
+    assert len(rec["ids"]) == 2 and rec["datasets"]["test"]["selected"] == 2
+    summary = rec["summary"]
+    for key in ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
+                "speaker_sim", "dnsmos_ovrl", "wer", "cer"):
+        assert key in summary["recon"] or key in summary["errors"], key
+    assert {"dnsmos_ovrl", "wer", "cer"} <= set(summary["ground_truth"])
+    text = report.format_summary(rep)
+    assert "Reconstruction" in text and "pesq_wb" in text and "ground truth" in text
+    mtime = os.path.getmtime(os.path.join(eval_dir, "parts", "reconstruction.json"))
+    again = report.evaluate(untrained_run, axes=["reconstruction"])
+    assert os.path.getmtime(os.path.join(eval_dir, "parts", "reconstruction.json")) == mtime
+    assert again["reconstruction"]["summary"] == rep["reconstruction"]["summary"]
+
+
+def test_cached_recomputes_on_key_change(tmp_path):
+    calls = []
+    path = str(tmp_path / "part.json")
+    compute = lambda: calls.append(1) or {"x": len(calls)}  # noqa: E731
+    assert report.cached(path, {"step": 1}, compute) == {"x": 1}
+    assert report.cached(path, {"step": 1}, compute) == {"x": 1}
+    assert report.cached(path, {"step": 2}, compute) == {"x": 2}
+    with open(path, "w") as f:
+        f.write("{broken")
+    assert report.cached(path, {"step": 2}, compute) == {"x": 3}
+
+
+def test_unknown_axis_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown evaluation axes"):
+        report.evaluate(str(tmp_path), axes=["generation"])
