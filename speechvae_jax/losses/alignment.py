@@ -241,7 +241,8 @@ def marginal_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, margin
     if pooling not in POOLINGS:
         raise ValueError(f"alignment: pooling must be one of {POOLINGS}, got {pooling!r}")
     if pooling == "global" and axis_name is None:
-        raise ValueError("alignment: pooling='global' needs axis_name (call inside jax.shard_map)")
+        raise ValueError("alignment: pooling='global' needs axis_name (inside jax.shard_map); from a "
+                         "jitted step use sharded_distance_matrix / alignment_terms(..., mesh=mesh)")
     pn, sn, m = _normalise(_f32(p)), _normalise(_f32(s)), _f32(margin)
     if pooling == "utterance":
         sums = jax.vmap(lambda a, b, v: _pair_sum(a, b, v, m, block_size))(pn, sn, w)
@@ -253,6 +254,18 @@ def marginal_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, margin
     if axis is not None:
         count = jax.lax.psum(count, axis)
     return total / jnp.maximum(count * count, 1.0)
+
+
+def sharded_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, mesh, margin=0.25,
+                            block_size: int | None = None,
+                            axis_name: str | tuple[str, ...] = ("data", "fsdp")) -> jax.Array:
+    """"global" pooling from a jitted (GSPMD) step: arrays batch-sharded over the mesh axes
+    axis_name; wraps `jax.shard_map` around marginal_distance_matrix(pooling="global")."""
+    spec = jax.sharding.PartitionSpec(axis_name)
+    fn = lambda p, s, mask, margin: marginal_distance_matrix(p, s, mask, margin, "global", block_size,
+                                                           axis_name)
+    return jax.shard_map(fn, mesh=mesh, in_specs=(spec, spec, spec, jax.sharding.PartitionSpec()),
+                         out_specs=jax.sharding.PartitionSpec())(p, s, mask, _f32(margin))
 
 
 def joint_marginal(p: jax.Array, s: jax.Array, mask: jax.Array, margin_cos=0.5, margin_matrix=0.25,
@@ -281,12 +294,14 @@ SCHEME_TERMS = {
 
 def alignment_terms(align_cfg, p: jax.Array, s: jax.Array, mask: jax.Array,
                     p_low: jax.Array | None = None, s_low: jax.Array | None = None,
-                    margins_on=True, axis_name: str | None = None) -> dict[str, jax.Array]:
+                    margins_on=True, axis_name=None, mesh=None) -> dict[str, jax.Array]:
     """Unweighted terms selected by align_cfg.scheme (keys in SCHEME_TERMS).
 
     Two-teacher-layer mode (align_cfg.teacher_layer_low set): the matrix term compares
     (p_low or p, s_low), the other terms (p, s). margins_on (bool, may be traced) = False sets both
-    margins to 0, the "margins off" phase of the staged schedule.
+    margins to 0, the "margins off" phase of the staged schedule. pooling "global": pass `mesh`
+    from a jitted step (arrays batch-sharded over axis_name, default ("data", "fsdp")), or only
+    `axis_name` when already inside `jax.shard_map`.
     """
     scheme = align_cfg.scheme
     if scheme not in SCHEME_TERMS:
@@ -307,10 +322,14 @@ def alignment_terms(align_cfg, p: jax.Array, s: jax.Array, mask: jax.Array,
         out["mcos"] = marginal_cosine(p, s, mask, on * align_cfg.margin_cos)
     if "mdms" in names:
         p_m, s_m = (p if p_low is None else p_low, s_low) if two_layer else (p, s)
-        pooling = align_cfg.pooling
-        out["mdms"] = marginal_distance_matrix(
-            p_m, s_m, mask, on * align_cfg.margin_matrix, pooling, align_cfg.get("block_size"),
-            axis_name if pooling == "global" else None)
+        pooling, block = align_cfg.pooling, align_cfg.get("block_size")
+        margin = on * align_cfg.margin_matrix
+        if pooling == "global" and mesh is not None:
+            out["mdms"] = sharded_distance_matrix(p_m, s_m, mask, mesh, margin, block,
+                                                  axis_name or ("data", "fsdp"))
+        else:
+            out["mdms"] = marginal_distance_matrix(p_m, s_m, mask, margin, pooling, block,
+                                                   axis_name if pooling == "global" else None)
     return out
 
 

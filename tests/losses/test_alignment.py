@@ -140,6 +140,27 @@ def test_global_pooling_on_8_devices_equals_batch():
         np.testing.assert_allclose(gs, ws, atol=1e-7)
 
 
+def test_global_pooling_from_a_jitted_step_on_a_2d_mesh():
+    r = np.random.default_rng(6)
+    p = r.normal(size=(8, 5, D)).astype(np.float32)
+    s = r.normal(size=(8, 5, D)).astype(np.float32)
+    m = r.random((8, 5)) > 0.3
+    mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "fsdp"))
+    sharding = jax.sharding.NamedSharding(mesh, P(("data", "fsdp")))
+    ps, ss, ms = (jax.device_put(x, sharding) for x in (p, s, m))
+    cfg = alignment_config("distance_matrix")
+    cfg.pooling, cfg.block_size = "global", 3
+
+    def loss(p, s, m, on):
+        return A.alignment_terms(cfg, p, s, m, margins_on=on, mesh=mesh)["mdms"]
+
+    got, grad = jax.jit(jax.value_and_grad(loss))(ps, ss, ms, False)
+    want, want_grad = jax.value_and_grad(
+        lambda p: A.marginal_distance_matrix(p, s, m, 0.0, "batch"))(p)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(grad, want_grad, atol=1e-7)
+
+
 # ---------------------------------------------------------------- behaviour
 
 def test_padded_frames_never_count(data):
