@@ -160,7 +160,8 @@ def utterance_batches(source: sources.UtteranceSource | str, *, batch_size: int,
     if isinstance(source, str):
         source = sources.open_source(source, split)
     own_log = skips is None
-    skips = skips or audio_lib.SkipLog(repr(source))
+    if own_log:
+        skips = audio_lib.SkipLog(repr(source))
     pending: dict[int, list[dict]] = {}
     for index in range(process_index, len(source), process_count):
         try:

@@ -215,6 +215,8 @@ def synthesize(voice: Voice, texts: list[str]) -> list[Synthesis]:
 
 
 def run_job(job) -> list[tuple[str, Synthesis]]:
-    """Worker entry: job = (voice, [(uid, text), ...]) -> [(uid, Synthesis), ...]."""
-    voice, items = job
-    return list(zip([uid for uid, _ in items], synthesize(voice, [t for _, t in items])))
+    """Worker entry: job = [(voice, [(uid, text), ...]), ...] -> [(uid, Synthesis), ...]."""
+    out = []
+    for voice, items in job:
+        out += zip([uid for uid, _ in items], synthesize(voice, [t for _, t in items]))
+    return out
