@@ -1,0 +1,175 @@
+"""Teacher feature cache: full-utterance hidden states in ArrayRecord, keyed by utterance id.
+
+Layout of a cache directory:
+- `features.array_record`: one record per utterance, msgpack `{"id": str, "features": [K, T, D]}`
+  (K = number of cached layers, T = teacher frames of the whole utterance at the teacher rate);
+- `cache.json`: the identity `{"teacher": hash, "layers": [...], "frame_rate", "hop",
+  "receptive_field"}` plus `data`, `split`, `dtype`, `ids` (record order), `skipped`, `complete`.
+Readers name the identity they expect and a mismatch is refused. Training crops the cached frames
+consistently with its audio crop (`crop_features`), so the cache does not depend on crop choices.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+from absl import logging
+from flax import serialization
+from tqdm import tqdm
+
+from speechvae_jax.teachers.store import Teacher, load_teacher
+
+RECORDS_FILE = "features.array_record"
+META_FILE = "cache.json"
+IDENTITY_KEYS = ("teacher", "layers", "frame_rate", "hop", "receptive_field")
+
+
+def cache_identity(teacher: Teacher, layers: int | Sequence[int] | None = None) -> dict:
+    """What a cache must match: teacher hash, cached layer indices and frame geometry."""
+    if layers is None:
+        layers = [teacher.default_layer]
+    elif isinstance(layers, (int, np.integer)):
+        layers = [int(layers)]
+    n = teacher.config.num_hidden_layers + 1
+    layers = [int(l) % n if -n <= int(l) < n else int(l) for l in layers]
+    bad = [l for l in layers if not 0 <= l < n]
+    if bad or not layers:
+        raise ValueError(f"cache layers {bad or layers} out of range 0..{n - 1}")
+    return {"teacher": teacher.identity, "layers": layers, "frame_rate": teacher.frame_rate,
+            "hop": teacher.hop, "receptive_field": teacher.receptive_field}
+
+
+def check_identity(found: dict, expected: dict, where: str) -> None:
+    """Raise ValueError naming every identity field where `found` differs from `expected`."""
+    diffs = [f"{k}: cache has {found.get(k)!r}, expected {expected[k]!r}"
+             for k in IDENTITY_KEYS if k in expected and found.get(k) != expected[k]]
+    if diffs:
+        raise ValueError(f"{where}: teacher feature cache does not match ({'; '.join(diffs)})")
+
+
+def _batches(teacher: Teacher, data_spec: str, split: str, batch_size: int, skips):
+    """Padded batches for layer-norm teachers; exact-length single utterances for group-norm ones
+    (their first conv normalises over the whole input, padding included)."""
+    from speechvae_jax.data import pipeline
+    if teacher.config.feat_extract_norm == "group":
+        return pipeline.utterance_batches(data_spec, batch_size=1, bucket_samples=1, split=split, skips=skips)
+    return pipeline.utterance_batches(data_spec, batch_size=batch_size, bucket_samples=16000, split=split,
+                                      skips=skips)
+
+
+def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, layers=None, *,
+                batch_size: int = 8, dtype: str = "float32") -> str:
+    """Compute and store the teacher's `layers` (default: its default layer) for every utterance of
+    `data_spec[split]`. A complete cache with the same identity is kept; a different one is refused."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+    from speechvae_jax.data import audio as audio_lib
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"cache dtype {dtype!r}: use float32 or float16")
+    teacher = load_teacher(teacher_path)
+    identity = cache_identity(teacher, layers)
+    meta_path = os.path.join(out_dir, META_FILE)
+    if os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        check_identity(meta, identity, out_dir)
+        if meta.get("complete") and meta.get("data") == data_spec and meta.get("split") == split:
+            logging.info("feature cache %s is complete; keeping it", out_dir)
+            return out_dir
+        if meta.get("data") != data_spec or meta.get("split") != split:
+            raise ValueError(f"{out_dir}: holds a cache of {meta.get('data')}[{meta.get('split')}], "
+                             f"not {data_spec}[{split}]; use another --out")
+    os.makedirs(out_dir, exist_ok=True)
+    skips = audio_lib.SkipLog(f"{data_spec}[{split}]")
+    writer = ArrayRecordWriter(os.path.join(out_dir, RECORDS_FILE), "group_size:1")
+    ids: list[str] = []
+    with tqdm(desc=f"teacher cache {split}", unit="utt") as bar:
+        for batch in _batches(teacher, data_spec, split, batch_size, skips):
+            hidden = teacher.hidden_states(batch["audio"], batch["mask"])
+            chosen = np.stack([np.asarray(hidden[l]) for l in identity["layers"]], axis=1)  # [b,K,T,D]
+            lengths = batch["mask"].sum(1).astype(int)
+            for row, uid, n in zip(chosen, batch["ids"], lengths):
+                feats = row[:, :teacher.config.num_frames(int(n))].astype(dtype)
+                writer.write(serialization.msgpack_serialize({"id": uid, "features": feats}))
+                ids.append(uid)
+            bar.update(len(batch["ids"]))
+    writer.close()
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{data_spec}[{split}]: duplicate utterance ids; the cache needs unique ids")
+    if len(skips):
+        logging.warning(skips.summary())
+    meta = {**identity, "data": data_spec, "split": split, "dtype": dtype, "ids": ids,
+            "skipped": len(skips), "complete": True}
+    tmp = meta_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp, meta_path)
+    print(f"teacher feature cache: {len(ids)} utterances ({len(skips)} skipped) -> {out_dir}")
+    return out_dir
+
+
+class FeatureCache:
+    """Reader of a cache directory. `expect_identity` (see `cache_identity`) is checked on open."""
+
+    def __init__(self, directory: str, expect_identity: dict | None = None):
+        meta_path = os.path.join(directory, META_FILE)
+        if not os.path.isfile(meta_path):
+            raise FileNotFoundError(f"{directory}: no {META_FILE}; build it with `speechvae teacher cache`")
+        with open(meta_path) as f:
+            self.meta = json.load(f)
+        if not self.meta.get("complete"):
+            raise ValueError(f"{directory}: the feature cache is incomplete; rebuild it")
+        if expect_identity is not None:
+            check_identity(self.meta, expect_identity, directory)
+        self.directory = directory
+        self.identity = {k: self.meta[k] for k in IDENTITY_KEYS}
+        self.ids = list(self.meta["ids"])
+        self._index = {uid: i for i, uid in enumerate(self.ids)}
+        self._reader = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self._index
+
+    def _records(self):
+        if self._reader is None:
+            from array_record.python.array_record_module import ArrayRecordReader
+            self._reader = ArrayRecordReader(os.path.join(self.directory, RECORDS_FILE))
+        return self._reader
+
+    def lookup(self, ids: Sequence[str]) -> list[np.ndarray]:
+        """Features [K, T, D] (float32) of each utterance id; an unknown id is a KeyError naming it."""
+        missing = [uid for uid in ids if uid not in self._index]
+        if missing:
+            raise KeyError(f"{self.directory}: no cached features for ids {missing[:5]}")
+        raw = self._records().read([self._index[uid] for uid in ids])
+        out = []
+        for uid, blob in zip(ids, raw):
+            rec = serialization.msgpack_restore(blob)
+            if rec["id"] != uid:
+                raise ValueError(f"{self.directory}: record for {uid!r} holds {rec['id']!r}; the cache is corrupt")
+            out.append(np.asarray(rec["features"], np.float32))
+        return out
+
+    def __getstate__(self):  # picklable for Grain workers: reopen lazily
+        return {**self.__dict__, "_reader": None}
+
+
+def crop_features(features: np.ndarray, sample_offset: int, num_samples: int, hop: int = 320,
+                  receptive_field: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher frames [..., T', D] for the audio crop [sample_offset, sample_offset + num_samples)
+    of the utterance whose full features are `features` [..., T, D], and their mask [T'] (bool).
+
+    T' = floor((num_samples - receptive_field) / hop) + 1 (what the teacher gives for the crop);
+    crop frame i is full frame round(sample_offset / hop) + i, exact when the offset is a multiple
+    of `hop`. Frames past the end of the utterance are zeros with mask False."""
+    t_crop = max((num_samples - receptive_field) // hop + 1, 0)
+    start = int(round(sample_offset / hop))
+    piece = features[..., start:start + t_crop, :]
+    n = piece.shape[-2]
+    out = np.zeros(features.shape[:-2] + (t_crop, features.shape[-1]), np.float32)
+    out[..., :n, :] = piece
+    return out, np.arange(t_crop) < n

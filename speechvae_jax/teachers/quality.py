@@ -1,0 +1,53 @@
+"""Is a teacher a real SSL model? Frame-level phoneme probes on its layers versus MFCC and log-mel.
+
+Uses the evaluation package's one probe implementation (`evaluate.understanding.run_task` with the
+"phoneme_frame" protocol: linear head, same budget for every feature) on 40 Hz frame features of the
+same utterances: MFCC (13 + delta + delta-delta, n_fft 1024, hop 400), log-mel (80 bins, as the
+evaluation report) and the teacher's hidden states (50 -> 40 Hz linear, `teachers.features`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from speechvae_jax.teachers.labels import mfcc_features
+from speechvae_jax.teachers.store import load_teacher
+
+
+def mfcc_items(records: list[dict]) -> list[dict]:
+    """MFCC feature items {"x" [T,39], "mask" [T], **labels} at 40 Hz, T = ceil(N / 400)."""
+    from speechvae_jax.evaluate import features
+    items = []
+    for rec in records:
+        t = features.num_frames(rec["audio"].size)
+        padded = np.pad(rec["audio"], (512, 512 + features.HOP))  # centred 1024-sample windows
+        x = mfcc_features(padded, window=1024, hop=features.HOP)[:t]
+        items.append({"x": x, "mask": np.ones(t, bool), **features.labels_of(rec)})
+    return items
+
+
+def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, train_limit: int = 300,
+                          test_limit: int = 150, seeds=(0, 1, 2)) -> dict:
+    """Frame phoneme accuracy (test split, linear probe, mean/std over seeds) per feature.
+
+    layers: teacher hidden-state indices to probe (default: all). Returns {"features": {name:
+    {"accuracy_mean", "accuracy_std"}}, "info": probe data sizes, "teacher": identity}."""
+    from speechvae_jax.evaluate import features, understanding
+    teacher = load_teacher(teacher_path)
+    layers = range(teacher.config.num_hidden_layers + 1) if layers is None else layers
+    train, _ = features.select_utterances(data_spec, "train", train_limit)
+    test, _ = features.select_utterances(data_spec, "test", test_limit)
+    sets = {"mfcc": (mfcc_items(train), mfcc_items(test)),
+            "log_mel": (features.log_mel_items(train), features.log_mel_items(test))}
+    for layer in layers:
+        sets[f"teacher_layer_{layer}"] = (features.teacher_items(teacher, layer, train),
+                                          features.teacher_items(teacher, layer, test))
+    out, info = {}, None
+    for name, (tr, te) in sets.items():
+        res = understanding.run_task("phoneme_frame", tr, te, heads=("linear",), seeds=seeds)
+        if "skipped" in res:
+            raise ValueError(f"phoneme probe on {name} skipped: {res['skipped']}")
+        head = res["heads"]["linear"]
+        out[name] = {"accuracy_mean": float(head["value_mean"]), "accuracy_std": float(head["value_std"])}
+        info = res["info"]
+    return {"features": out, "info": info, "teacher": teacher.identity, "data": data_spec,
+            "train_utterances": len(train), "test_utterances": len(test), "seeds": list(seeds)}
