@@ -123,11 +123,13 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
     local = global_batch_size // process_count
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                               prefetch_buffer_size=max(2, 2 * local)))
-    it = it.batch(local, drop_remainder=True, batch_fn=_stack)
     if data_cfg.num_workers > 0:
+        # Workers read interleaved slices of the element stream and batching happens after, so
+        # batches match the 0-worker pipeline whenever no item is skipped.
         _ensure_flags_parsed()
-        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(data_cfg.num_workers)))
-    return it
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(data_cfg.num_workers),
+                                                         per_worker_buffer_size=local))
+    return it.batch(local, drop_remainder=True, batch_fn=_stack)
 
 
 def _bucket(n: int, bucket_samples: int) -> int:
