@@ -54,19 +54,21 @@ def _text(value) -> str:
     return str(value)
 
 
+def _tfds_info(name: str, data_dir: str | None, spec: str):
+    import tensorflow_datasets as tfds
+    try:
+        return tfds.builder(name, data_dir=data_dir).info
+    except Exception as e:  # tfds raises many types for missing / unreadable datasets
+        raise FileNotFoundError(f"{spec}: cannot open TFDS dataset {name!r} in "
+                                f"{data_dir or 'the default data dir'}: {e}") from e
+
+
 class TfdsSource(UtteranceSource):
     """A prepared TFDS dataset read with `tfds.data_source`; the audio key is found by name/type."""
 
     def __init__(self, name: str, split: str, data_dir: str | None, spec: str):
-        import tensorflow_datasets as tfds
-
         self.name, self.split, self.data_dir, self.spec = name, split, data_dir, spec
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-            info = builder.info
-        except Exception as e:  # tfds raises many types for missing / unreadable datasets
-            raise FileNotFoundError(f"{spec}: cannot open TFDS dataset {name!r} in "
-                                    f"{data_dir or 'the default data dir'}: {e}") from e
+        info = _tfds_info(name, data_dir, spec)
         if split not in info.splits:
             raise KeyError(f"{spec}: no split {split!r}; splits are {sorted(info.splits)}")
         self._len = info.splits[split].num_examples
@@ -225,18 +227,37 @@ class FolderSource(UtteranceSource):
                 "speaker": speaker, "path": path}
 
 
-def open_source(spec: str, split: str) -> UtteranceSource:
-    """Open `corpus:DIR`, `folder:DIR` or `tfds:NAME[@DATA_DIR]` for `split`."""
+def _parse(spec: str) -> tuple[str, str]:
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ValueError(f"bad data source spec {spec!r}: expected corpus:DIR, folder:DIR or "
                          "tfds:NAME@DATA_DIR")
+    if kind not in ("corpus", "folder", "tfds"):
+        raise ValueError(f"bad data source spec {spec!r}: unknown kind {kind!r} "
+                         "(corpus, folder or tfds)")
+    return kind, rest
+
+
+def list_splits(spec: str) -> list[str]:
+    """The splits of a source: TFDS / corpus splits, or ["all"] for a folder."""
+    kind, rest = _parse(spec)
+    if kind == "folder":
+        return ["all"]
+    if kind == "corpus":
+        from speechvae_jax.data import corpus
+        name, data_dir = corpus.NAME, os.path.abspath(os.path.expanduser(rest))
+    else:
+        name, _, data_dir = rest.partition("@")
+        data_dir = os.path.expanduser(data_dir) if data_dir else None
+    return sorted(_tfds_info(name, data_dir, spec).splits)
+
+
+def open_source(spec: str, split: str) -> UtteranceSource:
+    """Open `corpus:DIR`, `folder:DIR` or `tfds:NAME[@DATA_DIR]` for `split`."""
+    kind, rest = _parse(spec)
     if kind == "corpus":
         return CorpusSource(os.path.abspath(os.path.expanduser(rest)), split, spec)
     if kind == "folder":
         return FolderSource(os.path.abspath(os.path.expanduser(rest)), split, spec)
-    if kind == "tfds":
-        name, _, data_dir = rest.partition("@")
-        return TfdsSource(name, split, os.path.expanduser(data_dir) if data_dir else None, spec)
-    raise ValueError(f"bad data source spec {spec!r}: unknown kind {kind!r} "
-                     "(corpus, folder or tfds)")
+    name, _, data_dir = rest.partition("@")
+    return TfdsSource(name, split, os.path.expanduser(data_dir) if data_dir else None, spec)
