@@ -1,0 +1,82 @@
+"""`speechvae decode`: wavs of exported latents equal the direct reconstruction."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechvae_jax.data.sources import open_source
+from speechvae_jax.export import decode, writer
+
+PAD = 32000
+ZPAD = 80  # 2 s of zero frames: far more than the decoder's receptive field
+
+
+@pytest.fixture(scope="module")
+def some_speech(tiny_corpus):
+    src = open_source(tiny_corpus, "test")
+    return [src[i] for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def loud_model(tiny_model, some_speech):
+    """The tiny model with its output conv scaled up: BigVGAN's N(0, 0.01^2) init makes a random
+    decoder whisper (~1e-9), below 16-bit resolution; scaled, it peaks near 0.5 on this speech."""
+    import jax
+
+    from speechvae_jax.train.checkpoint import InferenceModel, params_hash
+
+    quiet = direct_reconstruction(tiny_model, [u["audio"] for u in some_speech[:1]])[0]
+    gain = 0.5 / np.abs(quiet).max()
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tiny_model.params["decoder"])
+    out_conv = [i for i, (path, leaf) in enumerate(leaves) if leaf.ndim == 3 and leaf.shape[-1] == 1]
+    assert len(out_conv) == 1, "expected one output conv kernel [k, C, 1] in the decoder"
+    new = [leaf * gain if i == out_conv[0] else leaf for i, (_, leaf) in enumerate(leaves)]
+    params = {**tiny_model.params, "decoder": jax.tree_util.tree_unflatten(treedef, new)}
+    return InferenceModel(config=tiny_model.config, params=params, step=tiny_model.step,
+                          checkpoint_hash=params_hash(params))
+
+
+def direct_reconstruction(model, audios):
+    """Reference: encode each whole utterance and decode its mean in one call each, zero-padded far
+    past the end (one length for all, one compilation) -> [audio float32 [N_i]]."""
+    width = max(len(a) for a in audios) + PAD
+    mean, _, _ = model.encode(np.stack([np.pad(a, (0, width - len(a))) for a in audios]))
+    frames = [-(-len(a) // model.hop) for a in audios]
+    mean = np.asarray(mean)
+    z = np.zeros((len(audios), max(frames) + ZPAD, model.latent_dim), np.float32)
+    for i, t in enumerate(frames):
+        z[i, :t] = mean[i, :t]
+    out = np.asarray(model.decode(z))
+    return [np.clip(out[i, :len(a)], -1, 1) for i, a in enumerate(audios)]
+
+
+def export(model, utts, out, dtype):
+    writer.export_model(model, utts, str(out), source_spec="test", split="test",
+                        options=writer.ExportOptions(dtype=dtype))
+
+
+def test_decoded_wavs_equal_direct_reconstruction(loud_model, some_speech, tmp_path):
+    want = direct_reconstruction(loud_model, [u["audio"] for u in some_speech])
+    assert all(0.1 < np.abs(w).max() < 1 for w in want)
+    export(loud_model, some_speech, tmp_path / "lat32", "float32")
+    export(loud_model, some_speech, tmp_path / "lat16", "float16")
+    # float32: only the 16-bit wav rounding (1/32768). float16: the latent rounding adds about 2e-4
+    # at a 0.5 peak here (measured max 1.8e-4); 1e-3 leaves a margin.
+    for dtype, tol in (("32", 1.0 / 32768 + 1e-6), ("16", 1e-3)):
+        paths = decode.decode_model_latents(loud_model, str(tmp_path / f"lat{dtype}"), str(tmp_path / f"wav{dtype}"))
+        assert len(paths) == len(some_speech)
+        for utt, path, ref in zip(some_speech, paths, want):
+            audio, rate = sf.read(path, dtype="float32")
+            info = sf.info(path)
+            assert rate == 16000 and info.subtype == "PCM_16" and info.channels == 1
+            assert path.endswith(decode.wav_name(utt["id"])) and len(audio) == len(utt["audio"])
+            np.testing.assert_allclose(audio, ref, rtol=0, atol=tol)
+
+
+def test_decode_from_run_directory_selects_ids(tiny_run, tiny_model, some_speech, tmp_path):
+    export(tiny_model, some_speech, tmp_path / "lat", "float16")
+    uid = some_speech[1]["id"]
+    paths = decode.decode_latents(tiny_run, str(tmp_path / "lat"), str(tmp_path / "wav"), ids=[uid])
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [decode.wav_name(uid)]
+    assert len(sf.read(paths[0])[0]) == len(some_speech[1]["audio"])
+    with pytest.raises(KeyError, match="no-such-id"):
+        decode.decode_latents(tiny_run, str(tmp_path / "lat"), str(tmp_path / "wav"), ids=["no-such-id"])
