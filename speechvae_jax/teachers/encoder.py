@@ -186,8 +186,12 @@ class EncoderLayer(nn.Module):
 
 
 class SSLEncoder(nn.Module):
-    """Conv feature extractor + feature projection + positional conv + transformer layers."""
+    """Conv feature extractor + feature projection + positional conv + transformer layers.
+
+    feature_grad_mult scales the gradient reaching the conv feature extractor (0.1 in HuBERT /
+    wav2vec2 pre-training, for stability); the forward pass does not depend on it."""
     cfg: EncoderConfig
+    feature_grad_mult: float = 1.0
 
     @nn.compact
     def __call__(self, audio, frame_mask=None, mask_time=None):
@@ -200,6 +204,8 @@ class SSLEncoder(nn.Module):
             norm = cfg.feat_extract_norm if (cfg.feat_extract_norm == "layer" or i == 0) else "none"
             x = ConvLayer(c, k, s, cfg.conv_bias, norm, cfg.feat_extract_activation,
                           name=f"conv_layers_{i}")(x)
+        if self.feature_grad_mult != 1.0:
+            x = x * self.feature_grad_mult + jax.lax.stop_gradient(x) * (1.0 - self.feature_grad_mult)
         if cfg.feat_proj_layer_norm:
             x = LayerNorm(cfg.layer_norm_eps, name="feature_layer_norm")(x)
         x = nn.Dense(cfg.hidden_size, name="feature_projection")(x)

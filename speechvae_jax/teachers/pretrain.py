@@ -4,7 +4,9 @@
 1. reads the training split (`config.data.source`), computes MFCC(+deltas) per utterance at the
    teacher's frame grid and fits k-means (`workdir/kmeans.npz`, reused on resume);
 2. trains `SSLEncoder(config.model)` plus a prediction head (layer norm + linear to the clusters) with
-   cross-entropy on masked frames only (span masking as HuBERT), AdamW with warm-up + cosine decay;
+   cross-entropy on masked frames (weight `masking.masked_weight`) and unmasked ones (the rest),
+   span masking as HuBERT, conv-extractor gradients scaled by `train.feature_grad_mult`, AdamW with
+   warm-up + cosine decay;
    random crops start on the 320-sample frame grid so labels stay aligned;
 3. checkpoints `workdir/pretrain_state.msgpack` every `train.checkpoint_every` steps (resumable) and
    logs `workdir/metrics.jsonl`;
@@ -40,10 +42,11 @@ class PretrainModel(nn.Module):
     """Encoder + masked-prediction head: logits [B,T,K] from the last hidden state."""
     cfg: EncoderConfig
     num_clusters: int
+    feature_grad_mult: float = 0.1
 
     @nn.compact
     def __call__(self, audio, frame_mask, mask_time):
-        h = SSLEncoder(self.cfg, name="encoder")(audio, frame_mask, mask_time)[-1]
+        h = SSLEncoder(self.cfg, self.feature_grad_mult, name="encoder")(audio, frame_mask, mask_time)[-1]
         return nn.Dense(self.num_clusters, name="head")(LayerNorm(self.cfg.layer_norm_eps, name="head_norm")(h))
 
 
@@ -96,17 +99,22 @@ def sample_batch(rng: np.random.Generator, records: list[dict], labels: list[np.
     return {"audio": audio, "mask": mask, "labels": lab}
 
 
-def _loss_fn(model, cfg):
+def _loss_fn(model, cfg, masked_weight: float):
+    """HuBERT loss: masked_weight * CE(masked frames) + (1 - masked_weight) * CE(unmasked frames);
+    aux = accuracy on masked frames."""
+    def mean_over(values, weight):
+        return (values * weight).sum() / jnp.maximum(weight.sum(), 1.0)
+
     def loss(params, batch, mask_time):
         audio = normalize_audio(batch["audio"], batch["mask"]) if cfg.do_normalize else batch["audio"]
         frame_mask = frame_mask_from_samples(cfg, batch["mask"], batch["labels"].shape[1])
         logits = model.apply({"params": params}, audio, frame_mask, mask_time).astype(jnp.float32)
         target = batch["labels"]
-        weight = (mask_time & frame_mask & (target >= 0)).astype(jnp.float32)
+        known = frame_mask & (target >= 0)
+        masked, unmasked = (known & mask_time).astype(jnp.float32), (known & ~mask_time).astype(jnp.float32)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
-        count = jnp.maximum(weight.sum(), 1.0)
-        acc = ((logits.argmax(-1) == target) * weight).sum() / count
-        return (ce * weight).sum() / count, acc
+        total = masked_weight * mean_over(ce, masked) + (1.0 - masked_weight) * mean_over(ce, unmasked)
+        return total, mean_over(logits.argmax(-1) == target, masked)
     return loss
 
 
@@ -147,7 +155,7 @@ def pretrain(config, workdir: str) -> str:
 
     crop = config.data.crop_samples
     num_frames = cfg.num_frames(crop)
-    model = PretrainModel(cfg, lab_cfg.num_clusters)
+    model = PretrainModel(cfg, lab_cfg.num_clusters, tc.feature_grad_mult)
     dummy = sample_batch(np.random.default_rng(0), train_recs, train_labels, 1, crop, cfg.hop, num_frames)
     params = model.init(jax.random.PRNGKey(tc.seed), dummy["audio"], None,
                         np.zeros((1, num_frames), bool))["params"]
@@ -162,7 +170,7 @@ def pretrain(config, workdir: str) -> str:
         with open(state_path, "rb") as f:
             state = serialization.from_bytes(state, f.read())
         logging.info("resuming teacher pretraining at step %d", int(state["step"]))
-    loss_fn = _loss_fn(model, cfg)
+    loss_fn = _loss_fn(model, cfg, config.masking.masked_weight)
 
     @jax.jit
     def train_step(params, opt_state, batch, mask_time):
