@@ -53,7 +53,7 @@ def _voices(minutes: float, engines: tuple[str, ...], rng: np.random.Generator):
     if "espeak" in engines:
         n = int(np.clip(minutes // 2, 6, 32))
         for i in range(n):
-            accent = ESPEAK_ACCENTS[i % len(ESPEAK_ACCENTS)]
+            accent = ESPEAK_ACCENTS[(i + i // len(ESPEAK_ACCENTS)) % len(ESPEAK_ACCENTS)]
             variant = ESPEAK_VARIANTS[(i * 7) % len(ESPEAK_VARIANTS)]
             rate = int(rng.integers(140, 215))
             pitch = int(rng.integers(25, 76))
@@ -151,7 +151,7 @@ def _silence_clip(rng: np.random.Generator) -> synth.Synthesis:
     return synth.Synthesis(np.clip(np.round(x), -32768, 32767).astype(np.int16), [], empty, empty)
 
 
-def _jobs(utts: list[dict], workers: int) -> list[list]:
+def _jobs(utts: list[dict]) -> list[list]:
     """Deterministic jobs: each a list of (voice, [(uid, text), ...]) segments of similar cost."""
     by_voice: dict = {}
     for u in utts:
@@ -163,7 +163,7 @@ def _jobs(utts: list[dict], workers: int) -> list[list]:
         segments += [(voice, items[i:i + 40]) for i in range(0, len(items), 40)]
     cost = lambda seg: weight[seg[0].engine] * len(seg[1])  # noqa: E731
     total = sum(cost(seg) for seg in segments)
-    n_jobs = int(min(len(segments), max(2 * max(1, workers), total // 120)))
+    n_jobs = int(min(len(segments), max(4, total // 120)))  # never depends on `workers`
     jobs: list[list] = [[] for _ in range(n_jobs)]
     load = [0.0] * n_jobs
     for seg in sorted(segments, key=lambda sg: -cost(sg)):
@@ -175,7 +175,7 @@ def _jobs(utts: list[dict], workers: int) -> list[list]:
 
 def synthesize_all(utts: list[dict], seed: int, workers: int) -> dict[str, synth.Synthesis]:
     """Audio for every planned utterance, keyed by id (identical for any `workers` >= 1)."""
-    jobs = _jobs(utts, workers)
+    jobs = _jobs(utts)
     out: dict[str, synth.Synthesis] = {}
     bar = tqdm.tqdm(total=len(utts), desc="synthesising", unit="utt")
     # libespeak-ng carries state from one utterance to the next (timings drift), so every job
