@@ -150,7 +150,7 @@ def utterance_batches(source: sources.UtteranceSource | str, *, batch_size: int,
                       bucket_samples: int, process_index: int = 0, process_count: int = 1,
                       split: str = "test", skips: audio_lib.SkipLog | None = None,
                       ) -> Iterator[dict]:
-    """Full utterances, padded to a multiple of `bucket_samples`, in source order.
+    """Full utterances, padded to a multiple of `bucket_samples`, batched by length bucket.
 
     Process i takes items i, i + P, ... and groups them by length bucket (each bucket fills its
     own batches; partial batches are flushed at the end, smallest bucket first), so padding
