@@ -31,27 +31,34 @@ class AudioError(ValueError):
 
 
 class SkipLog:
-    """Counts and logs skipped items; `summary()` reports them at the end of a run."""
+    """Counts and logs skipped items (each distinct item logged once, repeats counted)."""
 
     def __init__(self, name: str = "data"):
         self.name = name
         self.errors: list[AudioError] = []
+        self.repeats: collections.Counter = collections.Counter()
 
     def add(self, err: AudioError) -> None:
-        self.errors.append(err)
-        logging.warning("%s: skipping %s", self.name, err)
+        key = (err.where, err.reason)
+        if key not in self.repeats:
+            self.errors.append(err)
+            logging.warning("%s: skipping %s (%d distinct items skipped so far)", self.name, err,
+                            len(self.errors))
+        self.repeats[key] += 1
 
     def __len__(self) -> int:
+        """Number of distinct items skipped."""
         return len(self.errors)
 
     def counts(self) -> dict[str, int]:
-        """Number of skips per reason kind (the text before the first ':' of the reason)."""
+        """Distinct skipped items per reason kind (the text before the first ':' of the reason)."""
         return dict(collections.Counter(e.reason.split(":")[0] for e in self.errors))
 
     def summary(self) -> str:
         if not self.errors:
             return f"{self.name}: no items skipped"
-        lines = [f"{self.name}: {len(self.errors)} items skipped"]
+        lines = [f"{self.name}: {len(self.errors)} items skipped "
+                 f"({sum(self.repeats.values())} skips in all)"]
         lines += [f"  {e.where}: {e.reason}" for e in self.errors]
         return "\n".join(lines)
 

@@ -95,6 +95,7 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
     b = global_batch_size / process_count. Process i reads items i, i + P, i + 2P, ... of the
     split (disjoint, complete); each epoch reshuffles them with `seed`. The iterator's
     get_state() is JSON-serialisable and set_state() reproduces the exact next batches.
+    The dataset's `.skips` (a SkipLog) lists bad items met by this process's readers.
     """
     _check_cfg(data_cfg)
     if global_batch_size % process_count:
@@ -129,7 +130,9 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
         _ensure_flags_parsed()
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(data_cfg.num_workers),
                                                          per_worker_buffer_size=local))
-    return it.batch(local, drop_remainder=True, batch_fn=_stack)
+    it = it.batch(local, drop_remainder=True, batch_fn=_stack)
+    it.skips = read.skips  # filled in this process when num_workers == 0 (workers log their own)
+    return it
 
 
 def _bucket(n: int, bucket_samples: int) -> int:

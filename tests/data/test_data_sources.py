@@ -182,9 +182,12 @@ def test_pipelines_skip_bad_files_and_count_them(tmp_path):
 
     cfg = pipeline.default_data_config()
     cfg.source, cfg.train_split, cfg.crop_samples = f"folder:{tmp_path}", "all", 4000
-    it = iter(pipeline.train_dataset(cfg, global_batch_size=4, seed=0, process_index=0,
-                                     process_count=1))
+    ds = pipeline.train_dataset(cfg, global_batch_size=4, seed=0, process_index=0,
+                                process_count=1)
+    it = iter(ds)
     for _ in range(6):  # 3 epochs of the 4 good items; bad and too-short items never appear
         b = next(it)
         assert b["audio"].shape == (4, 4000) and b["mask"].min() == 1.0
         assert np.all(np.isfinite(b["audio"]))
+    assert len(ds.skips) == len(bad) + 1 and ds.skips.counts()["too short"] == 1
+    assert sum(ds.skips.repeats.values()) >= 2 * len(ds.skips)  # met again every epoch
