@@ -5,6 +5,9 @@ processes (`data.synth`), and writes a TFDS dataset (`speechvae_corpus`, array_r
 `out_dir` plus `out_dir/corpus_info.json`. Splits:
   train / valid / test                       sentences; test speakers never appear in train/valid
   keywords_train / keywords_valid / keywords_test   1 s command-word clips (same speaker partition)
+Each record: id, audio int16 [N] at 16 kHz, text, phonemes (space-separated espeak-ng symbols),
+phoneme_starts / phoneme_ends int32 [P] (16 kHz samples; espeak-ng and festival utterances, empty
+for flite), speaker, engine, kind ("sentence" | "keyword"), keyword (label or "").
 Read it back with `tfds.data_source("speechvae_corpus", split=..., data_dir=out_dir)` or
 `data.sources.open_source("corpus:" + out_dir, split)`.
 """
@@ -24,7 +27,7 @@ import tqdm
 from speechvae_jax.data import synth, text
 
 NAME = "speechvae_corpus"
-FORMAT_VERSION = "1.0.0"
+FORMAT_VERSION = "1.1.0"  # 1.1.0: festival phones with timings
 INFO_FILE = "corpus_info.json"
 SENTENCE_SPLITS = ("train", "valid", "test")
 KEYWORD_SPLITS = ("keywords_train", "keywords_valid", "keywords_test")
@@ -202,7 +205,8 @@ class SpeechvaeCorpus(tfds.core.GeneratorBasedBuilder):
     """TFDS builder for the synthesised corpus; audio is int16 [N] at 16 kHz."""
 
     VERSION = tfds.core.Version(FORMAT_VERSION)
-    RELEASE_NOTES = {FORMAT_VERSION: "espeak-ng / flite / festival corpus with keyword subset."}
+    RELEASE_NOTES = {FORMAT_VERSION: "espeak-ng / flite / festival corpus, keyword subset, "
+                                     "espeak-ng and festival phoneme timings."}
 
     def __init__(self, *, examples: dict[str, list[dict]] | None = None, **kwargs):
         super().__init__(**kwargs)

@@ -2,11 +2,12 @@
 
 Every function returns 16 kHz mono int16 audio. espeak-ng runs through `libespeak-ng.so.1` with
 phoneme events enabled, which gives each phoneme's sample position; those become per-phoneme
-(start, end) sample indices at 16 kHz. For the other engines the phoneme *sequence* comes from
-espeak-ng's en-us reading of the same text (no timings).
+(start, end) sample indices at 16 kHz. For flite the phoneme *sequence* comes from espeak-ng's
+en-us reading of the same text (no timings).
 
 The espeak-ng library keeps global state, so a process synthesises one utterance at a time;
-parallelism comes from worker processes (see `data.corpus`).
+parallelism comes from worker processes (see `data.corpus`). festival reports the phones it spoke
+with their end times; they are mapped to espeak-ng symbols and kept with their timings.
 """
 from __future__ import annotations
 
@@ -182,24 +183,62 @@ def speak_flite(voice: Voice, text: str) -> Synthesis:
     return Synthesis(_to_16k_int16(audio, rate), phonemize(text), empty, empty)
 
 
+# festival's US voices speak the CMU "radio" phone set; these are the espeak-ng equivalents.
+FESTIVAL_TO_ESPEAK = {
+    "aa": "A:", "ae": "a", "ah": "V", "ao": "O:", "aw": "aU", "ax": "@", "axr": "3", "ay": "aI",
+    "b": "b", "ch": "tS", "d": "d", "dh": "D", "dx": "t#", "eh": "E", "el": "@L", "em": "m",
+    "en": "n-", "er": "3:", "ey": "eI", "f": "f", "g": "g", "hh": "h", "hv": "h", "ih": "I",
+    "iy": "i:", "jh": "dZ", "k": "k", "l": "l", "m": "m", "n": "n", "ng": "N", "ow": "oU",
+    "oy": "OI", "p": "p", "r": "r", "s": "s", "sh": "S", "t": "t", "th": "T", "uh": "U",
+    "uw": "u:", "v": "v", "w": "w", "y": "j", "z": "z", "zh": "Z",
+}
+
+
+def _festival_segments(path: str, length: int):
+    """Parse festival's `utt.save.segs` file: (espeak-ng symbols, starts, ends) at 16 kHz."""
+    names, starts, ends = [], [], []
+    prev = 0
+    with open(path) as f:
+        lines = f.read().split("#", 1)[-1].split("\n")
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        end = min(int(round(float(parts[0]) * SAMPLE_RATE)), length)
+        if parts[2] != "pau" and end > prev:
+            if parts[2] not in FESTIVAL_TO_ESPEAK:
+                raise SynthError(f"festival phone {parts[2]!r} has no espeak-ng equivalent")
+            names.append(FESTIVAL_TO_ESPEAK[parts[2]])
+            starts.append(prev)
+            ends.append(end)
+        prev = max(prev, end)
+    return names, np.asarray(starts, np.int32), np.asarray(ends, np.int32)
+
+
 def speak_festival(voice: Voice, texts: list[str]) -> list[Synthesis]:
-    """festival synthesis of several texts in one process (its start-up dominates short runs)."""
+    """festival synthesis of several texts in one process (its start-up dominates short runs).
+
+    Phonemes are the phones festival actually spoke (its segment relation), mapped to espeak-ng
+    symbols, with their timings.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         lines = [f"(voice_{voice.name})"]
         for i, text in enumerate(texts):
             if '"' in text or "\\" in text:
                 raise SynthError(f"festival text must not contain quotes or backslashes: {text!r}")
-            lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{text}")) '
-                         f'"{tmp}/{i}.wav" \'riff)')
+            lines.append(f'(set! u (utt.synth (Utterance Text "{text}")))')
+            lines.append(f'(utt.save.wave u "{tmp}/{i}.wav" \'riff)')
+            lines.append(f'(utt.save.segs u "{tmp}/{i}.segs")')
         script = os.path.join(tmp, "job.scm")
         with open(script, "w") as f:
             f.write("\n".join(lines) + "\n")
         _run(["festival", "-b", script], f"festival {voice.name}")
         out = []
-        empty = np.zeros(0, np.int32)
-        for i, text in enumerate(texts):
+        for i in range(len(texts)):
             audio, rate = sf.read(os.path.join(tmp, f"{i}.wav"), dtype="int16")
-            out.append(Synthesis(_to_16k_int16(audio, rate), phonemize(text), empty, empty))
+            audio = _to_16k_int16(audio, rate)
+            names, starts, ends = _festival_segments(os.path.join(tmp, f"{i}.segs"), audio.size)
+            out.append(Synthesis(audio, names, starts, ends))
     return out
 
 
