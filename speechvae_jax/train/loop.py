@@ -200,7 +200,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
                 now = time.time()
                 rate = steps_since / max(now - t_last, 1e-9)
                 t_last, steps_since = now, 0
-                metrics.update({"perf/steps_per_sec": rate,
+                metrics.update({"perf/steps_per_sec": rate, "perf/wall_time": now,
                                 "perf/audio_sec_per_sec": rate * audio_sec_per_step,
                                 "skipped_total": float(jax.device_get(state["skipped"]))})
                 logger.scalars(step, metrics)
@@ -210,7 +210,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
             val = None
             if step % tcfg.eval_every == 0 or step == tcfg.num_steps:
                 val = evaluate(step)
-                logger.scalars(step, val)
+                logger.scalars(step, {**val, "perf/wall_time": time.time()})
                 last.update(val)
             if step % tcfg.sample_every == 0 or step == tcfg.num_steps:
                 b = valid[0]

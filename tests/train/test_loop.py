@@ -167,3 +167,21 @@ def test_paper_scale_step_traces(tmp_path):
         fn = steps.make_step(m, AbstractTeacher(), update=update, gan=True)
         new, metrics = jax.eval_shape(fn, state, batch, t_params)
         assert jax.tree.structure(new) == jax.tree.structure(state)
+
+
+def test_checkpoints_keep_latest_and_best(tmp_path):
+    """keep=2: the two latest steps survive, plus the one with the lowest validation MR-STFT."""
+    import grain
+
+    it = iter(grain.MapDataset.range(10).to_iter_dataset())
+    mngr = checkpoint.make_manager(str(tmp_path), keep=2)
+    for step, val in zip((1, 2, 3, 4), (3.0, 1.0, 2.0, 4.0)):
+        next(it)
+        checkpoint.save(mngr, step, {"w": jnp.full((3,), float(step))}, it, {"step": step},
+                        metrics={checkpoint.BEST_METRIC: val})
+    mngr.wait_until_finished()
+    assert sorted(mngr.all_steps()) == [2, 3, 4]
+    restored, meta = checkpoint.restore(mngr, 2, {"w": jax.ShapeDtypeStruct((3,), jnp.float32)},
+                                        iter(grain.MapDataset.range(10).to_iter_dataset()))
+    np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
+    assert meta["step"] == 2

@@ -1,0 +1,108 @@
+"""Benchmark of the jitted train steps (prints figures; no assertions).
+
+  python -m speechvae_jax.bench.train_step [--size tiny|paper] [--batch B] [--crop N] [--repeats R]
+
+For each step kind it prints compile time, median step time, steps/s and audio-seconds/s, and the
+overhead of adaptive weighting (joint_marginal with `alignment.adaptive` on vs off). The teacher is
+a real WavLM-layout encoder at random weights (tiny: 4 layers x 256; paper: WavLM-Large shape).
+Peak resident memory of the process is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from speechvae_jax.teachers import EncoderConfig, build_teacher
+from speechvae_jax.teachers.encoder import SSLEncoder
+from speechvae_jax.train import steps
+from speechvae_jax.train.state import Modules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config(size: str, variant: str):
+    spec = importlib.util.spec_from_file_location(size, os.path.join(ROOT, "configs", f"{size}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(variant)
+
+
+def teacher_for(size: str):
+    if size == "paper":
+        cfg = EncoderConfig(kind="wavlm", conv_dim=(512,) * 7, conv_bias=True, feat_extract_norm="layer",
+                            do_stable_layer_norm=True, hidden_size=1024, num_hidden_layers=24,
+                            num_attention_heads=16, intermediate_size=4096, do_normalize=True)
+        layer = 23
+    else:
+        cfg = EncoderConfig(kind="wavlm", conv_dim=(128,) * 7, hidden_size=256, num_hidden_layers=4,
+                            num_attention_heads=4, intermediate_size=1024, num_conv_pos_embeddings=32,
+                            num_conv_pos_embedding_groups=8)
+        layer = 3
+    params = SSLEncoder(cfg).init(jax.random.PRNGKey(1), jnp.zeros((1, 16000)), None)["params"]
+    return build_teacher(cfg, params, default_layer=layer), layer
+
+
+def time_step(fn, state, batch, tparams, repeats):
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=(0,)).lower(state, batch, tparams).compile()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, batch, tparams)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t0)
+    return compile_s, float(np.median(times)), state
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="tiny", choices=("tiny", "paper"))
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--crop", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    teacher, layer = teacher_for(args.size)
+    print(f"devices: {jax.devices()}  size={args.size}")
+    rows = []
+    for variant, adaptive, update, gan in (
+        ("none", False, "generator", False),
+        ("joint_marginal", False, "generator", False),
+        ("joint_marginal", True, "generator", False),
+        ("joint_marginal", False, "generator", True),
+        ("joint_marginal", True, "generator", True),
+        ("joint_marginal", True, "discriminator", True),
+    ):
+        c = load_config(args.size, variant)
+        c.alignment.adaptive = adaptive
+        c.teacher.layer = layer
+        b = args.batch or c.train.batch_size
+        n = args.crop or c.data.crop_samples
+        m = Modules(c, teacher_dim=teacher.config.hidden_size)
+        state = jax.jit(lambda r: m.init_state(r, n))(jax.random.PRNGKey(0))
+        rng = np.random.default_rng(0)
+        batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((b, n)), jnp.float32),
+                 "mask": jnp.ones((b, n), jnp.float32)}
+        fn = steps.make_step(m, teacher, update=update, gan=gan)
+        compile_s, step_s, _ = time_step(fn, state, batch, teacher.params, args.repeats)
+        audio_s = b * n / 16000
+        rows.append((variant, adaptive, update, gan, compile_s, step_s, audio_s / step_s))
+        print(f"{variant:15s} adaptive={adaptive!s:5s} {update:13s} gan={gan!s:5s} "
+              f"compile {compile_s:6.1f} s  step {step_s * 1000:8.1f} ms  "
+              f"{1 / step_s:6.2f} steps/s  {audio_s / step_s:7.2f} audio-s/s  (batch {b} x {n})")
+    by = {(r[0], r[1], r[2], r[3]): r[5] for r in rows}
+    for gan in (False, True):
+        on, off = by[("joint_marginal", True, "generator", gan)], by[("joint_marginal", False, "generator", gan)]
+        print(f"adaptive-weighting overhead (generator step, gan={gan}): {100 * (on / off - 1):+.1f} %")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
