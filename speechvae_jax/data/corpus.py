@@ -6,8 +6,8 @@ processes (`data.synth`), and writes a TFDS dataset (`speechvae_corpus`, array_r
   train / valid / test                       sentences; test speakers never appear in train/valid
   keywords_train / keywords_valid / keywords_test   1 s command-word clips (same speaker partition)
 Each record: id, audio int16 [N] at 16 kHz, text, phonemes (space-separated espeak-ng symbols),
-phoneme_starts / phoneme_ends int32 [P] (16 kHz samples; espeak-ng and festival utterances, empty
-for flite), speaker, engine, kind ("sentence" | "keyword"), keyword (label or "").
+phoneme_starts / phoneme_ends int32 [P] (16 kHz samples; empty only for silence clips), speaker,
+engine, kind ("sentence" | "keyword"), keyword (label or "").
 Read it back with `tfds.data_source("speechvae_corpus", split=..., data_dir=out_dir)` or
 `data.sources.open_source("corpus:" + out_dir, split)`.
 """
@@ -27,7 +27,7 @@ import tqdm
 from speechvae_jax.data import synth, text
 
 NAME = "speechvae_corpus"
-FORMAT_VERSION = "1.1.0"  # 1.1.0: festival phones with timings
+FORMAT_VERSION = "1.2.0"  # 1.1: festival phones with timings; 1.2: flite too
 INFO_FILE = "corpus_info.json"
 SENTENCE_SPLITS = ("train", "valid", "test")
 KEYWORD_SPLITS = ("keywords_train", "keywords_valid", "keywords_test")
@@ -206,7 +206,7 @@ class SpeechvaeCorpus(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version(FORMAT_VERSION)
     RELEASE_NOTES = {FORMAT_VERSION: "espeak-ng / flite / festival corpus, keyword subset, "
-                                     "espeak-ng and festival phoneme timings."}
+                                     "phoneme timings for every engine."}
 
     def __init__(self, *, examples: dict[str, list[dict]] | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -296,7 +296,8 @@ def build_corpus(out_dir: str, minutes: float = 60, seed: int = 0, workers: int 
             "kind": u["kind"], "keyword": u["keyword"]})
     empty = [s for s, v in examples.items() if not v]
     if empty:
-        raise ValueError(f"corpus of {minutes} minutes leaves splits {empty} empty; use more minutes")
+        raise ValueError(f"corpus of {minutes} minutes leaves splits {empty} empty; "
+                         "use more minutes")
     builder = SpeechvaeCorpus(data_dir=out_dir, file_format="array_record", examples=examples)
     builder.download_and_prepare()
     info = _summary(params, speakers, examples)

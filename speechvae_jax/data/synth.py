@@ -2,12 +2,12 @@
 
 Every function returns 16 kHz mono int16 audio. espeak-ng runs through `libespeak-ng.so.1` with
 phoneme events enabled, which gives each phoneme's sample position; those become per-phoneme
-(start, end) sample indices at 16 kHz. For flite the phoneme *sequence* comes from espeak-ng's
-en-us reading of the same text (no timings).
+(start, end) sample indices at 16 kHz.
 
 The espeak-ng library keeps global state, so a process synthesises one utterance at a time;
-parallelism comes from worker processes (see `data.corpus`). festival reports the phones it spoke
-with their end times; they are mapped to espeak-ng symbols and kept with their timings.
+parallelism comes from worker processes (see `data.corpus`). flite (`-psdur`) and festival
+(`utt.save.segs`) report the phones they spoke with their end times; those phones are mapped to
+espeak-ng symbols and kept with their timings.
 """
 from __future__ import annotations
 
@@ -167,23 +167,29 @@ def speak_espeak(voice: Voice, text: str) -> Synthesis:
     return Synthesis(audio, names, starts, ends)
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str) -> str:
+    """Run an engine's command line; its stdout, or SynthError with its stderr."""
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SynthError(f"{what} failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+    return proc.stdout
 
 
 def speak_flite(voice: Voice, text: str) -> Synthesis:
-    """flite synthesis (kal16, awb, rms, slt); phonemes from espeak-ng en-us, no timings."""
+    """flite synthesis (kal16, awb, rms, slt); its spoken phones (`-psdur`) with timings."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "out.wav")
-        _run(["flite", "-voice", voice.name, "-t", text, "-o", path], f"flite {voice.name}")
+        printed = _run(["flite", "-voice", voice.name, "-psdur", "-t", text, "-o", path],
+                       f"flite {voice.name}")
         audio, rate = sf.read(path, dtype="int16")
-    empty = np.zeros(0, np.int32)
-    return Synthesis(_to_16k_int16(audio, rate), phonemize(text), empty, empty)
+    audio = _to_16k_int16(audio, rate)
+    segs = [(float(end), phone) for phone, _, end in
+            (tok.rpartition(":") for tok in printed.split()) if phone]
+    return Synthesis(audio, *_radio_spans(segs, audio.size))
 
 
-# festival's US voices speak the CMU "radio" phone set; these are the espeak-ng equivalents.
+# flite and festival's US voices speak the CMU "radio" phone set; these are the espeak-ng
+# equivalents.
 FESTIVAL_TO_ESPEAK = {
     "aa": "A:", "ae": "a", "ah": "V", "ao": "O:", "aw": "aU", "ax": "@", "axr": "3", "ay": "aI",
     "b": "b", "ch": "tS", "d": "d", "dh": "D", "dx": "t#", "eh": "E", "el": "@L", "em": "m",
@@ -194,25 +200,28 @@ FESTIVAL_TO_ESPEAK = {
 }
 
 
-def _festival_segments(path: str, length: int):
-    """Parse festival's `utt.save.segs` file: (espeak-ng symbols, starts, ends) at 16 kHz."""
+def _radio_spans(segments: list[tuple[float, str]], length: int):
+    """(end seconds, radio phone) pairs -> (espeak-ng symbols, starts, ends) at 16 kHz; "pau"
+    segments only close spans."""
     names, starts, ends = [], [], []
     prev = 0
-    with open(path) as f:
-        lines = f.read().split("#", 1)[-1].split("\n")
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 3:
-            continue
-        end = min(int(round(float(parts[0]) * SAMPLE_RATE)), length)
-        if parts[2] != "pau" and end > prev:
-            if parts[2] not in FESTIVAL_TO_ESPEAK:
-                raise SynthError(f"festival phone {parts[2]!r} has no espeak-ng equivalent")
-            names.append(FESTIVAL_TO_ESPEAK[parts[2]])
+    for end_s, phone in segments:
+        end = min(int(round(end_s * SAMPLE_RATE)), length)
+        if phone != "pau" and end > prev:
+            if phone not in FESTIVAL_TO_ESPEAK:
+                raise SynthError(f"phone {phone!r} has no espeak-ng equivalent")
+            names.append(FESTIVAL_TO_ESPEAK[phone])
             starts.append(prev)
             ends.append(end)
         prev = max(prev, end)
     return names, np.asarray(starts, np.int32), np.asarray(ends, np.int32)
+
+
+def _festival_segments(path: str) -> list[tuple[float, str]]:
+    """Parse festival's `utt.save.segs` file (header, '#', then "end_time 100 phone" lines)."""
+    with open(path) as f:
+        lines = f.read().split("#", 1)[-1].split("\n")
+    return [(float(p[0]), p[2]) for p in (line.split() for line in lines) if len(p) == 3]
 
 
 def speak_festival(voice: Voice, texts: list[str]) -> list[Synthesis]:
@@ -237,7 +246,8 @@ def speak_festival(voice: Voice, texts: list[str]) -> list[Synthesis]:
         for i in range(len(texts)):
             audio, rate = sf.read(os.path.join(tmp, f"{i}.wav"), dtype="int16")
             audio = _to_16k_int16(audio, rate)
-            names, starts, ends = _festival_segments(os.path.join(tmp, f"{i}.segs"), audio.size)
+            segs = _festival_segments(os.path.join(tmp, f"{i}.segs"))
+            names, starts, ends = _radio_spans(segs, audio.size)
             out.append(Synthesis(audio, names, starts, ends))
     return out
 

@@ -1,4 +1,4 @@
-"""Grain pipelines: crops and masks, iterator save/restore, per-process sharding, utterance batches."""
+"""Grain pipelines: crops and masks, iterator save/restore, process sharding, utterance batches."""
 import json
 
 import numpy as np
