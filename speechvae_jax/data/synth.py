@@ -152,11 +152,6 @@ def _phoneme_spans(events: list[tuple[int, str]], total: int, scale: float):
     return names, np.asarray(starts, np.int32), np.asarray(ends, np.int32)
 
 
-def phonemize(text: str, accent: str = "en-us") -> list[str]:
-    """espeak-ng's phoneme sequence for `text` (no stress marks, pauses dropped)."""
-    return speak_espeak(Voice("espeak", accent), text).phonemes
-
-
 def speak_espeak(voice: Voice, text: str) -> Synthesis:
     """espeak-ng synthesis with per-phoneme sample timings at 16 kHz."""
     eng = _espeak()
