@@ -29,6 +29,7 @@ def default_data_config() -> ConfigDict:
     c.read_threads = 2  # threads reading records per process
     c.normalize = "peak"  # "none" | "peak" | "rms"
     c.min_samples = 1600  # shorter utterances (0.1 s) are skipped as "too short"
+    c.max_skip_ratio = 0.5  # stop with an error if more of any 1000 items read are bad
     return c
 
 
@@ -124,6 +125,9 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
     local = global_batch_size // process_count
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                               prefetch_buffer_size=max(2, 2 * local)))
+    it = grain.experimental.WithOptionsIterDataset(it, grain.experimental.DatasetOptions(
+        filter_warn_threshold_ratio=0.1,
+        filter_raise_threshold_ratio=float(data_cfg.get("max_skip_ratio", 0.5))))
     if data_cfg.num_workers > 0:
         # Workers read interleaved slices of the element stream and batching happens after, so
         # batches match the 0-worker pipeline whenever no item is skipped.

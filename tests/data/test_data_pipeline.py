@@ -139,3 +139,16 @@ def test_utterance_batches_pad_to_buckets_and_shard(tiny_corpus):
                 np.testing.assert_array_equal(row[: lengths[uid]], rec["audio"])
             all_ids += b["ids"]
     assert sorted(all_ids) == sorted(lengths)
+
+
+@pytest.mark.slow
+def test_a_source_of_only_bad_files_stops_with_an_error(tmp_path):
+    for k in range(3):
+        (tmp_path / f"bad{k}.wav").write_bytes(b"not audio at all")
+    cfg = pipeline.default_data_config()
+    cfg.source, cfg.train_split, cfg.crop_samples = f"folder:{tmp_path}", "all", 1000
+    ds = pipeline.train_dataset(cfg, global_batch_size=2, seed=0, process_index=0,
+                                process_count=1)
+    with pytest.raises(ValueError, match="skipped"):
+        next(iter(ds))
+    assert len(ds.skips) == 3
