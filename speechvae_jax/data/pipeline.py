@@ -6,7 +6,7 @@ independent of worker count) -> batch. Items whose audio is bad are skipped (cou
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import grain
 import numpy as np
@@ -153,7 +153,7 @@ def _pad_batch(recs: list[dict], bucket_samples: int) -> dict:
     return {"audio": audio, "mask": mask, "ids": [r["id"] for r in recs], "records": recs}
 
 
-def utterance_batches(source: sources.UtteranceSource | str, *, batch_size: int,
+def utterance_batches(source: sources.UtteranceSource | Sequence[dict] | str, *, batch_size: int,
                       bucket_samples: int, process_index: int = 0, process_count: int = 1,
                       split: str = "test", skips: audio_lib.SkipLog | None = None,
                       ) -> Iterator[dict]:
@@ -164,7 +164,7 @@ def utterance_batches(source: sources.UtteranceSource | str, *, batch_size: int,
     stays below `bucket_samples` per row. Yields {"audio": float32 [b, L], "mask": float32
     [b, L], "ids": list[str], "records": list[dict]} with b <= batch_size. Bad items are
     skipped into `skips` (a SkipLog, created and summarised in the log if not given).
-    `source` may be a spec string (then `split` picks the split).
+    `source` may also be a list of records, or a spec string (then `split` picks the split).
     """
     if isinstance(source, str):
         source = sources.open_source(source, split)
