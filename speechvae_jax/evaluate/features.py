@@ -107,17 +107,12 @@ def latent_items(export_dir: str, records: list[dict]) -> tuple[list[dict], list
     from speechvae_jax.export import latent_source
 
     source = latent_source(export_dir)
-    by_id = {}
-    wanted = {r["id"] for r in records}
-    for i in range(len(source)):
-        rec = source[i]
-        if rec["id"] in wanted:
-            by_id[rec["id"]] = np.asarray(rec["latent"], np.float32)
+    have = set(source.ids())
     items, missing = [], []
     for rec in records:
-        if rec["id"] not in by_id:
+        if rec["id"] not in have:
             missing.append(rec["id"])
             continue
-        x = by_id[rec["id"]]
+        x = np.asarray(source[source.index_of(rec["id"])]["latent"], np.float32)
         items.append({"x": x, "mask": np.ones(len(x), bool), **labels_of(rec)})
     return items, missing

@@ -9,6 +9,7 @@ Shapes: M = frames or utterances, D = feature width, B = utterances, T = frames,
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import jax
@@ -95,10 +96,10 @@ def _epoch_indices(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray
     return order[:need].reshape(steps, batch_size)
 
 
-def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: float,
-         weight_decay: float) -> tuple[dict, np.ndarray]:
-    """Train `params` with AdamW on `loss_fn(params, *batch)`, one scan over idx [steps, batch].
-    Returns (params, per-step losses [steps])."""
+@functools.cache
+def _trainer(loss_fn: Callable, lr: float, weight_decay: float) -> Callable:
+    """Jitted `(params, data, idx [steps, batch]) -> (params, losses [steps])`: AdamW on
+    `loss_fn(params, *batch)` in one scan. Cached, so seeds with equal shapes share a compilation."""
     opt = optax.adamw(lr, weight_decay=weight_decay)
 
     @jax.jit
@@ -113,19 +114,34 @@ def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: floa
         (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), idx)
         return p, losses
 
-    params, losses = run(params, tuple(jnp.asarray(a) for a in data), jnp.asarray(idx))
+    return run
+
+
+def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: float,
+         weight_decay: float) -> tuple[dict, np.ndarray]:
+    """Train `params` on `loss_fn` over the index batches idx [steps, batch]; (params, losses)."""
+    params, losses = _trainer(loss_fn, float(lr), float(weight_decay))(
+        params, tuple(jnp.asarray(a) for a in data), jnp.asarray(idx))
     return params, np.asarray(losses)
+
+
+@jax.jit
+def _argmax_logits(params: dict, x: jax.Array) -> jax.Array:
+    return jnp.argmax(apply_head(params, x), -1)
 
 
 def _predict(params: dict, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Argmax class of x [M,...,D] in chunks: int [M,...]."""
-    fn = jax.jit(lambda p, a: jnp.argmax(apply_head(p, a), -1))
-    return np.concatenate([np.asarray(fn(params, jnp.asarray(x[i:i + chunk])))
+    return np.concatenate([np.asarray(_argmax_logits(params, jnp.asarray(x[i:i + chunk])))
                            for i in range(0, len(x), chunk)])
 
 
 # ----------------------------------------------------------------------------------------------
 # Classification probes.
+
+def _xent_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean cross-entropy of x [b,D] against integer labels y [b]."""
+    return optax.softmax_cross_entropy_with_integer_labels(apply_head(params, x), y).mean()
 
 def _check_labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     y = np.asarray(y)
@@ -156,12 +172,9 @@ def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
     mu, sd = standardizer(train_x)
     xs, xt = (train_x - mu) / sd, (test_x - mu) / sd
 
-    def loss_fn(p, x, y):
-        return optax.softmax_cross_entropy_with_integer_labels(apply_head(p, x), y).mean()
-
     params = init_head(jax.random.PRNGKey(seed), train_x.shape[1], num_classes, head, hidden)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
-    params, losses = _fit(loss_fn, params, (xs, train_y), idx, lr, weight_decay)
+    params, losses = _fit(_xent_loss, params, (xs, train_y), idx, lr, weight_decay)
     majority = np.bincount(train_y, minlength=num_classes).argmax()
     return {
         "accuracy": float(np.mean(_predict(params, xt) == test_y)),
@@ -184,6 +197,11 @@ def train_utterance_probe(train_x: np.ndarray, train_mask: np.ndarray, train_y: 
 
 # ----------------------------------------------------------------------------------------------
 # CTC sequence probe.
+
+def _ctc_loss(params: dict, x: jax.Array, mask: jax.Array, ids: jax.Array, label_pad: jax.Array) -> jax.Array:
+    """CTC loss per label token, mean over the batch: x [b,T,D], mask [b,T], ids/label_pad [b,U]."""
+    per_seq = optax.ctc_loss(apply_head(params, x), 1.0 - mask, ids, label_pad, blank_id=0)
+    return (per_seq / jnp.maximum(1.0, (1.0 - label_pad).sum(-1))).mean()
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
@@ -242,7 +260,8 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
     Returns `{"error_rate", "train_error_rate", "final_loss", "num_train", "num_test",
     "skipped_train"}`; training utterances whose label cannot fit their frames are skipped and
     counted (test ones are still scored)."""
-    for name, x, m, l in (("train", train_x, train_mask, train_labels), ("test", test_x, test_mask, test_labels)):
+    for name, x, m, l in (("train", train_x, train_mask, train_labels),
+                          ("test", test_x, test_mask, test_labels)):
         if np.ndim(x) != 3 or np.shape(m) != np.shape(x)[:2] or len(l) != len(x) or len(x) == 0:
             raise ValueError(f"{name}: expected non-empty x [B,T,D], mask [B,T] and B label sequences, got "
                              f"{np.shape(x)}, {np.shape(m)}, {len(l)}")
@@ -258,13 +277,9 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
     _pad_labels(test_labels, num_tokens, "test_labels")
     xs, ms, ids, lpad = xs[ok], train_mask[ok], ids[ok], lpad[ok]
 
-    def loss_fn(p, x, m, y, yp):
-        per_seq = optax.ctc_loss(apply_head(p, x), 1.0 - m, y, yp, blank_id=0)
-        return (per_seq / jnp.maximum(1.0, (1.0 - yp).sum(-1))).mean()
-
     params = init_head(jax.random.PRNGKey(seed), xs.shape[-1], num_tokens + 1, head, hidden)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
-    params, losses = _fit(loss_fn, params, (xs, ms, ids, lpad), idx, lr, weight_decay)
+    params, losses = _fit(_ctc_loss, params, (xs, ms, ids, lpad), idx, lr, weight_decay)
 
     def error_rate(x, m, labels):
         hyps = ctc_greedy_decode(_predict(params, x, chunk=64), m)

@@ -120,21 +120,32 @@ def _teacher_source(config) -> tuple[Callable | None, str, str]:
     return (lambda records: features.teacher_items(teacher, layer, records)), teacher.identity, ""
 
 
-def _export_dir(workdir: str, data: str, split: str) -> str:
-    """RUN/export/<split>, exported now if it has no manifest yet."""
-    out = os.path.join(workdir, "export", split)
-    if not os.path.exists(os.path.join(out, "manifest.json")):
-        from speechvae_jax.export import writer
+def _export_dir(workdir: str, model, data: str, split: str, records: list[dict]) -> str:
+    """An export of `split` by this checkpoint: RUN/export/<split> when its manifest names this
+    checkpoint, else RUN/eval/latents/<split>-<hash>-<count>, exported now with
+    `export.writer.export_model` for the selected records only (resumable like any export)."""
+    from speechvae_jax.export import writer
 
-        logging.info("exporting latents of split %r to %s", split, out)
-        writer.export_latents(workdir, data, out, split=split)
+    full = os.path.join(workdir, "export", split)
+    manifest = os.path.join(full, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            ckpt = json.load(f).get("checkpoint", {})
+        if ckpt.get("hash") == model.checkpoint_hash:
+            return full
+        logging.warning("%s was exported from step %s, not this checkpoint (step %d); exporting the "
+                        "evaluation subset again", full, ckpt.get("step"), model.step)
+    out = os.path.join(workdir, "eval", "latents", f"{split}-{model.checkpoint_hash[:12]}-{len(records)}")
+    if not os.path.exists(os.path.join(out, "manifest.json")):
+        logging.info("exporting latents of %d %r utterances to %s", len(records), split, out)
+        writer.export_model(model, records, out, source_spec=data, split=split)
     return out
 
 
-def _understanding(workdir: str, config, splits: _Splits, eval_dir: str, run_key: dict) -> dict:
+def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, run_key: dict) -> dict:
     teacher_fn, teacher_id, teacher_skip = _teacher_source(config)
     extractors = {
-        "latent": lambda split, recs: _latent(workdir, splits.data, split, recs),
+        "latent": lambda split, recs: _latent(workdir, model, splits.data, split, recs),
         "teacher": (lambda split, recs: teacher_fn(recs)) if teacher_fn else None,
         "log_mel": lambda split, recs: features.log_mel_items(recs),
     }
@@ -166,8 +177,8 @@ def _understanding(workdir: str, config, splits: _Splits, eval_dir: str, run_key
     return out
 
 
-def _latent(workdir: str, data: str, split: str, records: list[dict]) -> list[dict]:
-    got, missing = features.latent_items(_export_dir(workdir, data, split), records)
+def _latent(workdir: str, model, data: str, split: str, records: list[dict]) -> list[dict]:
+    got, missing = features.latent_items(_export_dir(workdir, model, data, split, records), records)
     if missing:
         logging.warning("%d utterances of %r missing from the export (skipped): %s", len(missing), split,
                         missing[:5])
@@ -198,7 +209,8 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
     model = load_for_inference(workdir)
     eval_dir = os.path.join(workdir, "eval")
     os.makedirs(eval_dir, exist_ok=True)
-    run_key = {"step": model.step, "checkpoint_hash": model.checkpoint_hash, "data": data, "protocol": PROTOCOL}
+    run_key = {"step": model.step, "checkpoint_hash": model.checkpoint_hash, "data": data,
+               "protocol": PROTOCOL}
     splits = _Splits(data)
     report: dict = {
         "schema_version": 1,
@@ -213,7 +225,7 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
     if "reconstruction" in axes:
         report["reconstruction"] = _reconstruction(model, splits, eval_dir, run_key)
     if "understanding" in axes:
-        report["understanding"] = _understanding(workdir, config, splits, eval_dir, run_key)
+        report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key)
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)
     _write_json(os.path.join(eval_dir, "report.json"), report)
@@ -321,7 +333,8 @@ def format_markdown(report: dict) -> str:
     """report.md: the tables, errors and skips, settings, versions and plots."""
     run = report["run"]
     out = [f"# Evaluation of `{run['workdir']}`", "",
-           f"Checkpoint step {run['step']} (EMA params hash `{run['checkpoint_hash']}`), data `{run['data']}`.", ""]
+           f"Checkpoint step {run['step']} (EMA params hash `{run['checkpoint_hash']}`), "
+           f"data `{run['data']}`.", ""]
     for title, header, rows in _tables(report):
         out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(row) + " |" for row in rows]

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from speechvae_jax.evaluate import report
@@ -50,3 +51,30 @@ def test_cached_recomputes_on_key_change(tmp_path):
 def test_unknown_axis_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown evaluation axes"):
         report.evaluate(str(tmp_path), axes=["generation"])
+
+
+@pytest.mark.slow
+def test_understanding_report_has_every_task_and_feature_set(untrained_run, monkeypatch):
+    from speechvae_jax.evaluate import understanding
+
+    small = {name: {**task, "steps": 30} for name, task in understanding.TASKS.items()}
+    monkeypatch.setattr(understanding, "TASKS", small)
+    monkeypatch.setattr(understanding, "SEEDS", (0, 1))
+    monkeypatch.setattr(report, "PROBE_UTTERANCES", {s: 8 for s in report.PROBE_UTTERANCES})
+    rep = report.evaluate(untrained_run, axes=["understanding"])
+    und = rep["understanding"]
+    assert set(und) == set(small)
+    for task, by_fs in und.items():
+        assert set(by_fs) == set(report.FEATURE_SETS), task
+        for fs, res in by_fs.items():
+            assert "skipped" not in res, (task, fs, res.get("skipped"))
+            for head in small[task]["heads"]:
+                h = res["heads"][head]
+                assert len(h["runs"]) == 2 and np.isfinite(h["value_mean"]) and h["value_std"] >= 0
+    assert rep["datasets"]["keywords_train"]["selected"] == 8
+    latents = os.listdir(os.path.join(untrained_run, "eval", "latents"))
+    assert sorted(s.split("-")[0] for s in latents) == sorted(["train", "valid", "test", "keywords_train",
+                                                               "keywords_test"])
+    text = report.format_summary(rep)
+    assert "phoneme_ctc" in text and "log_mel" in text and "teacher" in text
+    assert os.path.exists(os.path.join(untrained_run, "eval", "understanding_bars.png"))
