@@ -7,6 +7,7 @@ evaluation report) and the teacher's hidden states (50 -> 40 Hz linear, `teacher
 """
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.teachers.labels import mfcc_features
@@ -25,29 +26,49 @@ def mfcc_items(records: list[dict]) -> list[dict]:
     return items
 
 
-def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, train_limit: int = 300,
-                          test_limit: int = 150, seeds=(0, 1, 2)) -> dict:
+def teacher_layer_items(teacher, layers, records: list[dict]) -> dict[int, list[dict]]:
+    """Feature items of several teacher layers (one forward pass per batch), 50 -> 40 Hz linear."""
+    from speechvae_jax.evaluate import features
+    from speechvae_jax.teachers.features import teacher_targets
+    out = {layer: [] for layer in layers}
+    for batch in features.padded_batches(records):
+        audio, mask = jnp.asarray(batch["audio"]), jnp.asarray(batch["mask"])
+        hidden = teacher.hidden_states(audio, mask)
+        for layer in layers:
+            s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // features.HOP, mask, "linear",
+                                            hop=teacher.hop, receptive_field=teacher.receptive_field,
+                                            latent_hop=features.HOP)
+            s, frame_mask = np.asarray(s), np.asarray(frame_mask)
+            for i, rec in enumerate(batch["records"]):
+                t = features.num_frames(rec["audio"].size)
+                out[layer].append({"x": s[i, :t], "mask": frame_mask[i, :t], **features.labels_of(rec)})
+    return out
+
+
+def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, train_limit: int = 200,
+                          test_limit: int = 100, seeds=(0, 1, 2)) -> dict:
     """Frame phoneme accuracy (test split, linear probe, mean/std over seeds) per feature.
 
     layers: teacher hidden-state indices to probe (default: all). Returns {"features": {name:
     {"accuracy_mean", "accuracy_std"}}, "info": probe data sizes, "teacher": identity}."""
-    from speechvae_jax.evaluate import features, understanding
+    from speechvae_jax.evaluate import features, probes, understanding
     teacher = load_teacher(teacher_path)
-    layers = range(teacher.config.num_hidden_layers + 1) if layers is None else layers
+    layers = list(range(teacher.config.num_hidden_layers + 1)) if layers is None else list(layers)
     train, _ = features.select_utterances(data_spec, "train", train_limit)
     test, _ = features.select_utterances(data_spec, "test", test_limit)
     sets = {"mfcc": (mfcc_items(train), mfcc_items(test)),
             "log_mel": (features.log_mel_items(train), features.log_mel_items(test))}
+    tr_layers, te_layers = teacher_layer_items(teacher, layers, train), teacher_layer_items(teacher, layers, test)
     for layer in layers:
-        sets[f"teacher_layer_{layer}"] = (features.teacher_items(teacher, layer, train),
-                                          features.teacher_items(teacher, layer, test))
+        sets[f"teacher_layer_{layer}"] = (tr_layers[layer], te_layers[layer])
+    task = understanding.TASKS["phoneme_frame"]
     out, info = {}, None
     for name, (tr, te) in sets.items():
-        res = understanding.run_task("phoneme_frame", tr, te, heads=("linear",), seeds=seeds)
-        if "skipped" in res:
-            raise ValueError(f"phoneme probe on {name} skipped: {res['skipped']}")
-        head = res["heads"]["linear"]
-        out[name] = {"accuracy_mean": float(head["value_mean"]), "accuracy_std": float(head["value_std"])}
-        info = res["info"]
+        kwargs, info = understanding.probe_inputs(task, tr, te)
+        res = probes.over_seeds(probes.train_frame_probe, seeds, head="linear", steps=task["steps"],
+                                batch_size=task["batch_size"], lr=task["lr"], **kwargs)
+        out[name] = {"accuracy_mean": float(res["mean"]["accuracy"]),
+                     "accuracy_std": float(res["std"]["accuracy"])}
     return {"features": out, "info": info, "teacher": teacher.identity, "data": data_spec,
-            "train_utterances": len(train), "test_utterances": len(test), "seeds": list(seeds)}
+            "train_utterances": len(train), "test_utterances": len(test), "seeds": list(seeds),
+            "probe": {k: task[k] for k in ("steps", "batch_size", "lr")}}
