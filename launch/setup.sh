@@ -26,7 +26,8 @@ fi
 # Reinstall only when setup.py changed since the last successful install.
 STAMP="$VENV/.speechvae_setup_stamp"
 WANT="$(sha256sum "$ROOT/setup.py" "$ROOT/launch/setup.sh" | sha256sum | cut -c1-16)"
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
+   || ! (cd / && "$VENV/bin/python" -c "import speechvae_jax" 2>/dev/null); then
   echo "[setup] installing python packages into $VENV (first time: a few minutes)"
   "$VENV/bin/pip" install -q -e "$ROOT[eval,torch,test]"
   # resemblyzer pins the old `webrtcvad`, which imports pkg_resources; use webrtcvad-wheels instead.

@@ -16,7 +16,7 @@ A SOURCE is `corpus:DIR`, `folder:DIR` or `tfds:NAME@DATA_DIR` (docs/internals.m
 """
 from __future__ import annotations
 
-import sys
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -123,8 +123,12 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    logging.set_verbosity(logging.INFO)
+    """Console-script entry point. Compiled steps are cached on disk across runs and resumes."""
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "speechvae_jax", "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.set_verbosity(logging.WARNING)  # library chatter off; --verbosity=0 brings INFO back
     app.run(main)
 
 

@@ -139,7 +139,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
     data_iter = iter(ds)
     if latest is not None:
         state, meta = checkpoint.restore(mngr, latest, abstract, data_iter)
-        logging.info("resumed from step %d", latest)
+        print(f"resumed {workdir} from step {latest}")
     else:
         init = jax.jit(lambda r: m.init_state(r, crop), out_shardings=state_sh)
         state = init(rng)
