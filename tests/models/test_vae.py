@@ -69,6 +69,13 @@ def test_bad_hop_is_reported(tiny):
         SpeechVAE(cfg).init(jax.random.key(0), jnp.zeros((1, 800)))
 
 
+def test_bad_upsample_kind_is_reported():
+    cfg = model_config("tiny")
+    cfg.decoder.upsample = "nearest"
+    with pytest.raises(ValueError, match="decoder.upsample"):
+        jax.eval_shape(SpeechVAE(cfg).init, jax.random.key(0), jnp.zeros((1, 800)))
+
+
 def test_bf16_compute_keeps_float32_params_and_outputs():
     cfg = model_config("tiny")
     cfg.dtype = "bfloat16"
