@@ -23,10 +23,12 @@ def get_config():
         do_stable_layer_norm=True, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
         do_normalize=True))
     c.labels = ml_collections.ConfigDict(dict(n_mfcc=13, num_clusters=64, kmeans_frames=60000))
-    c.masking = ml_collections.ConfigDict(dict(prob=0.65, length=10, masked_weight=0.75))
+    c.masking = ml_collections.ConfigDict(dict(prob=0.65, length=10, masked_weight=0.5))
     c.train = ml_collections.ConfigDict(dict(
-        batch_size=8, num_steps=500, lr=5e-4, warmup_steps=50, weight_decay=0.01, clip_norm=1.0,
-        feature_grad_mult=0.1,
+        batch_size=8, num_steps=500, lr=1e-3, warmup_steps=50, weight_decay=0.01, clip_norm=1.0,
+        feature_grad_mult=1.0,
         seed=0, log_every=20, checkpoint_every=100))
-    c.teacher_layer = 3  # index into the hidden states (0 = embeddings, 4 = last layer)
+    # Index into the hidden states (0 = embeddings, 4 = last layer); layer 1 is the best transformer
+    # layer for frame phoneme probes (docs/teachers.md).
+    c.teacher_layer = 1
     return c
