@@ -59,13 +59,14 @@ def untrained_run(tmp_path_factory, tiny_corpus):
                                 feat_extract_norm="layer", hidden_size=16, num_hidden_layers=2,
                                 num_attention_heads=2, intermediate_size=24, num_conv_pos_embeddings=8,
                                 num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, do_normalize=True)
-    teacher_params = SSLEncoder(teacher_cfg).init(jax.random.PRNGKey(1), np.zeros((1, 1000), np.float32))["params"]
+    teacher_params = jax.jit(SSLEncoder(teacher_cfg).init)(jax.random.PRNGKey(1),
+                                                           np.zeros((1, 1000), np.float32))["params"]
     save_teacher(f"{workdir}/teacher", teacher_cfg, teacher_params, default_layer=1)
     config = vae_config("tiny", "none")
     config.data.source = tiny_corpus
     config.teacher.path = f"{workdir}/teacher"
     config.teacher.layer = 1
-    params = SpeechVAE(config.model).init(jax.random.PRNGKey(0), np.zeros((1, 4000), np.float32))["params"]
+    params = jax.jit(SpeechVAE(config.model).init)(jax.random.PRNGKey(0), np.zeros((1, 4000), np.float32))["params"]
     with open(f"{workdir}/config.json", "w") as f:
         json.dump(config.to_dict(), f)
     mngr = checkpoint.make_manager(workdir, keep=1)

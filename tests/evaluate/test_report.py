@@ -57,10 +57,10 @@ def test_unknown_axis_is_rejected(tmp_path):
 def test_understanding_report_has_every_task_and_feature_set(untrained_run, monkeypatch):
     from speechvae_jax.evaluate import understanding
 
-    small = {name: {**task, "steps": 30} for name, task in understanding.TASKS.items()}
+    small = {name: {**task, "steps": 10, "heads": ("linear",)} for name, task in understanding.TASKS.items()}
     monkeypatch.setattr(understanding, "TASKS", small)
     monkeypatch.setattr(understanding, "SEEDS", (0, 1))
-    monkeypatch.setattr(report, "PROBE_UTTERANCES", {s: 8 for s in report.PROBE_UTTERANCES})
+    monkeypatch.setattr(report, "PROBE_UTTERANCES", {s: 6 for s in report.PROBE_UTTERANCES})
     rep = report.evaluate(untrained_run, axes=["understanding"])
     und = rep["understanding"]
     assert set(und) == set(small)
@@ -71,10 +71,20 @@ def test_understanding_report_has_every_task_and_feature_set(untrained_run, monk
             for head in small[task]["heads"]:
                 h = res["heads"][head]
                 assert len(h["runs"]) == 2 and np.isfinite(h["value_mean"]) and h["value_std"] >= 0
-    assert rep["datasets"]["keywords_train"]["selected"] == 8
+    assert rep["datasets"]["keywords_train"]["selected"] == 6
     latents = os.listdir(os.path.join(untrained_run, "eval", "latents"))
     assert sorted(s.split("-")[0] for s in latents) == sorted(["train", "valid", "test", "keywords_train",
                                                                "keywords_test"])
     text = report.format_summary(rep)
     assert "phoneme_ctc" in text and "log_mel" in text and "teacher" in text
     assert os.path.exists(os.path.join(untrained_run, "eval", "understanding_bars.png"))
+
+
+def test_missing_split_is_a_reported_skip(tiny_corpus):
+    from speechvae_jax.evaluate import features, understanding
+
+    splits = report._Splits(tiny_corpus)
+    spec = {**understanding.TASKS["keyword"], "train": "no_such_split"}
+    res = report._run_task("keyword", "log_mel", spec,
+                           lambda fs, split: features.log_mel_items(splits.get(split, 4)), splits)
+    assert "no_such_split" in res["skipped"] and res["metric"] == "accuracy"

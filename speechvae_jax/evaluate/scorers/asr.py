@@ -18,7 +18,9 @@ def normalize_text(text: str) -> str:
 
 
 def transcribe(audio: np.ndarray, sr: int = 16000) -> str:
-    """pocketsphinx hypothesis for audio [N] float in [-1, 1] at 16 kHz (int16 PCM, one utterance)."""
+    """pocketsphinx hypothesis for audio [N] float in [-1, 1] at 16 kHz (int16 PCM, one utterance).
+    A fresh decoder each call: a reused one carries its cepstral-mean estimate over, so results
+    would depend on the previous utterances."""
     from pocketsphinx import Decoder
 
     pcm = (np.clip(np.asarray(audio, np.float64), -1.0, 1.0) * 32767).astype(np.int16)
