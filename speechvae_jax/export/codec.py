@@ -26,10 +26,6 @@ class Buckets:
     frames_per_batch: int = 1024
     max_seconds: float = 600.0
 
-    def as_dict(self) -> dict:
-        return {"bucket_frames": [int(b) for b in self.frames],
-                "frames_per_batch": int(self.frames_per_batch), "max_seconds": float(self.max_seconds)}
-
 
 def _encode_fn(model):
     def fn(audio):

@@ -78,7 +78,10 @@ def encode_record(uid: str, latent: np.ndarray, num_samples: int, labels: dict) 
         if key in body:
             raise ValueError(f"utterance {uid!r}: label key {key!r} clashes with a record field")
         body[key] = value
-    return msgpack.packb(body, default=_default, use_bin_type=True)
+    try:
+        return msgpack.packb(body, default=_default, use_bin_type=True)
+    except TypeError as err:
+        raise TypeError(f"utterance {uid!r}: {err} (labels: {', '.join(labels)})") from None
 
 
 def decode_record(data: bytes, keep_dtype: bool = False) -> dict:
