@@ -33,16 +33,23 @@ def count(tree) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-def timed(fn, *args, repeats: int):
-    """(compile+first-run seconds, median seconds of `repeats` further runs)."""
+def timed(fn, *args, repeats: int, cpu: bool = False):
+    """(compile+first-run seconds, median wall seconds of `repeats` further runs[, median CPU seconds]).
+
+    CPU seconds (this process, all threads) show the work a step needs when the machine is shared:
+    on a quiet 2-core machine a step takes roughly CPU seconds / 2 of wall time.
+    """
     t0 = time.perf_counter()
     jax.block_until_ready(fn(*args))
     first = time.perf_counter() - t0
-    runs = []
+    runs, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         runs.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    if cpu:
+        return first, statistics.median(runs), statistics.median(cpus)
     return first, statistics.median(runs)
 
 
@@ -85,9 +92,9 @@ def tiny_steps(repeats: int) -> None:
     grad = jax.jit(jax.value_and_grad(generator_loss_fn(model)))
     for samples in (8000, 16000):
         audio = audio_batch(8, samples)
-        first, med = timed(grad, params, audio, jax.random.key(1), repeats=repeats)
+        first, med, cpu = timed(grad, params, audio, jax.random.key(1), repeats=repeats, cpu=True)
         print(f"batch 8 x {samples}: compile+first {first:6.2f}s  step {med:6.3f}s  "
-              f"({8 * samples / 16000 / med:6.1f} audio-s/s)")
+              f"({8 * samples / 16000 / med:6.1f} audio-s/s)  CPU {cpu:6.3f}s")
     print("== tiny discriminator step: fwd+bwd of LSGAN loss, MPD + CQT, real and fake ==")
     disc = Discriminators(cfg.discriminators)
     audio = audio_batch(8, 8000)
@@ -96,8 +103,8 @@ def tiny_steps(repeats: int) -> None:
     def dloss(p, real, fake):
         return lsgan_discriminator_loss(disc.apply(p, real), disc.apply(p, fake))
 
-    first, med = timed(jax.jit(jax.grad(dloss)), dparams, audio, audio * 0.5, repeats=repeats)
-    print(f"batch 8 x 8000: compile+first {first:6.2f}s  step {med:6.3f}s")
+    first, med, cpu = timed(jax.jit(jax.grad(dloss)), dparams, audio, audio * 0.5, repeats=repeats, cpu=True)
+    print(f"batch 8 x 8000: compile+first {first:6.2f}s  step {med:6.3f}s  CPU {cpu:6.3f}s")
 
 
 def upsampling(repeats: int) -> None:
@@ -128,8 +135,8 @@ def paper_forward(repeats: int) -> None:
     model = SpeechVAE(model_config("paper"))
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 800)))
     fwd = jax.jit(lambda p, a: model.apply(p, a)[0])
-    first, med = timed(fwd, params, audio_batch(1, 32768), repeats=repeats)
-    print(f"compile+first {first:6.2f}s  forward {med:6.3f}s")
+    first, med, cpu = timed(fwd, params, audio_batch(1, 32768), repeats=repeats, cpu=True)
+    print(f"compile+first {first:6.2f}s  forward {med:6.3f}s  CPU {cpu:6.3f}s")
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def model_config(size: str) -> ConfigDict:
         "hop": 400,
         "sample_rate": 16000,
         "dtype": "float32",
-        "encoder": {"d_model": 128 if paper else 16, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9)},
+        "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9)},
         "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
