@@ -22,7 +22,7 @@ PROTOCOL = 1                 # bump when a setting below changes: cached parts a
 RECON_SPLIT = "test"
 RECON_UTTERANCES = 16        # evenly spaced over the test split
 SPECTROGRAM_EXAMPLES = 3
-PROBE_UTTERANCES = {"train": 400, "valid": 150, "test": 150, "keywords_train": 600, "keywords_test": 300}
+PROBE_UTTERANCES = {"train": 300, "valid": 100, "test": 100, "keywords_train": 400, "keywords_test": 200}
 FEATURE_SETS = ("latent", "teacher", "log_mel")
 RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
                  "speaker_sim", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "wer", "cer")
