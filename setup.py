@@ -24,6 +24,7 @@ CORE = [
     "tensorboardX",
     "matplotlib",
     "safetensors",
+    "scikit-learn",  # k-means targets of the in-house teacher (also a librosa dependency)
 ]
 
 EXTRAS = {
