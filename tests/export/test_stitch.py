@@ -80,3 +80,16 @@ def test_run_padded_frames_with_several_samples_and_pytree_outputs():
         want = np.asarray(net(jnp.asarray(np.pad(x, (0, 2 * (n + right) - len(x)))[None]))[0])[0, :n]
         np.testing.assert_allclose(a, want, rtol=0, atol=1e-6)
         np.testing.assert_allclose(b, 2 * want, rtol=0, atol=1e-6)
+
+
+def test_receptive_field_survives_a_saturating_output():
+    """tanh(1e4 * linear net): at unit input scale tanh saturates and its gradient is exactly zero
+    almost everywhere; a smaller probe scale still sees the field."""
+    def loud(x):
+        return jnp.tanh(1e4 * _conv(_conv(x, W1, (3, 0)), W2, (1, 1)))
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 16))
+    g = jax.grad(lambda v: jnp.sum(loud(v)[:, 8]))(x)
+    assert np.count_nonzero(np.asarray(g)) < 6  # saturated at scale 1: the field is mostly hidden
+
+    assert stitch.receptive_field(loud, (), in_per_frame=1, out_per_frame=1, probe_frames=16) == (4, 1)
