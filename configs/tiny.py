@@ -5,7 +5,9 @@
 
 Variants as configs/paper.py (joint_marginal is the default; `none` trains without a teacher). The
 first `train.disc_start` steps are GAN-free (spectral + KL + alignment only), which gets intelligible
-reconstructions much sooner on a CPU.
+reconstructions much sooner on a CPU. With the defaults the whole run is that GAN-free phase (the
+demo's 30-minute budget on 2 cores); `--config.train.num_steps=3000` adds 1500 steps of alternating
+generator / discriminator updates (MPD + CQT discriminators, LSGAN, feature matching).
 """
 from speechvae_jax.presets.run import vae_config
 
@@ -15,19 +17,19 @@ def get_config(variant: str = "joint_marginal"):
     c.data.source = "corpus:demo_out/corpus"
     c.data.crop_samples = 8000          # 0.5 s crops (20 latent frames)
     c.teacher.path = "demo_out/teacher/teacher"
-    c.teacher.layer = 3
+    c.teacher.layer = 1             # the in-house teacher's best phoneme layer (docs/teachers.md)
     c.optim.lr = 1e-3
     c.optim.disc_lr = 1e-3
     c.optim.decay = 0.9999
     c.optim.clip_norm = 1.0
     c.optim.ema_decay = 0.999
     c.train.batch_size = 8
-    c.train.num_steps = 3000
-    c.train.disc_start = 2000
+    c.train.num_steps = 1500
+    c.train.disc_start = 1500
     c.train.log_every = 25
-    c.train.eval_every = 500
+    c.train.eval_every = 250
     c.train.eval_batches = 2
-    c.train.sample_every = 1000
+    c.train.sample_every = 500
     c.train.checkpoint_every = 500
     c.train.keep_checkpoints = 2
     return c

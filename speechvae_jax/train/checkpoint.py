@@ -131,8 +131,16 @@ def load_for_inference(workdir: str, step: int | None = None) -> InferenceModel:
     step = max(steps) if step is None else step
     if step not in steps:
         raise ValueError(f"step {step} not in {checkpoint_dir(workdir)} (have {sorted(steps)})")
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    params = jax.tree.map(jnp.asarray, restored["state"]["ema"]["vae"])
+    # Restore only the EMA generator, onto this process's first device, whatever topology saved it.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    shapes = jax.eval_shape(SpeechVAE(config.model).init, jax.random.PRNGKey(0),
+                            jnp.zeros((1, int(config.model.hop)), jnp.float32))["params"]
+    target = {"ema": {"vae": jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)}}
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True)))
+    params = restored["state"]["ema"]["vae"]
     mngr.close()
     return InferenceModel(config=config, params=params, step=int(step),
                           checkpoint_hash=params_hash(params))

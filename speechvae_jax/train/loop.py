@@ -124,7 +124,7 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
             json.dump(config.to_dict(), f, indent=2, sort_keys=True)
 
     teacher, teacher_params, teacher_dim = load_teacher_for(config, mesh)
-    m = Modules(config, teacher_dim)
+    m = Modules(config, teacher_dim, mesh)
 
     rng = jax.random.PRNGKey(config.train.seed)
     crop = config.data.crop_samples
@@ -151,9 +151,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
 
     def step_fn(update: str, gan: bool):
         if (update, gan) not in compiled:
-            fn = steps.make_step(m, teacher, update=update, gan=gan)
-            compiled[(update, gan)] = jax.jit(fn, in_shardings=(state_sh, batch_sh, t_sh),
-                                              out_shardings=(state_sh, rep), donate_argnums=(0,))
+            compiled[(update, gan)] = steps.make_step(m, teacher, update=update, gan=gan,
+                                                      shardings=(state_sh, batch_sh, t_sh, rep))
         return compiled[(update, gan)]
 
     eval_fn = jax.jit(steps.make_eval_step(m), in_shardings=(state_sh["ema"]["vae"], batch_sh),

@@ -21,7 +21,7 @@ import optax
 from ml_collections import ConfigDict
 
 from speechvae_jax.models.discriminators import Discriminators
-from speechvae_jax.models.projection import make_projection
+from speechvae_jax.models.projection import aligned_width, make_projection
 from speechvae_jax.models.vae import SpeechVAE
 
 
@@ -36,8 +36,9 @@ def make_optimizer(optim: ConfigDict, lr: float) -> optax.GradientTransformation
 class Modules:
     """The Linen modules and optimisers a config describes (built once, shared by all steps)."""
 
-    def __init__(self, config: ConfigDict, teacher_dim: int | None):
+    def __init__(self, config: ConfigDict, teacher_dim: int | None, mesh=None):
         self.config = config
+        self.mesh = mesh  # needed only by alignment pooling "global"
         self.vae = SpeechVAE(config.model)
         self.disc = Discriminators(config.model.discriminators)
         self.aligning = config.alignment.scheme != "none"
@@ -56,7 +57,8 @@ class Modules:
         gen = {"vae": self.vae.init(k_vae, audio)["params"]}
         if self.proj is not None:
             frames = -(-crop_samples // self.config.model.hop)
-            z = jnp.zeros((1, frames, self.config.model.latent_dim), jnp.float32)
+            width = aligned_width(self.config.model.latent_dim, self.config.alignment.subspace_ratio)
+            z = jnp.zeros((1, frames, width), jnp.float32)
             gen["proj"] = self.proj.init(k_proj, z)["params"]
         disc = self.disc.init(k_disc, audio)["params"]
         return {
