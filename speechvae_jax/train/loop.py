@@ -39,7 +39,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def check_resume_config(saved: dict, current: dict) -> None:
-    """Refuse to resume a run whose shape- or data-defining config changed."""
+    """Refuse to resume a run whose shape- or data-defining config changed (compared as JSON)."""
+    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
     a = {k: v for k, v in _flat(saved).items() if k.split(".")[0] in FROZEN_SECTIONS}
     b = {k: v for k, v in _flat(current).items() if k.split(".")[0] in FROZEN_SECTIONS}
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
@@ -204,8 +205,9 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
                                 "skipped_total": float(jax.device_get(state["skipped"]))})
                 logger.scalars(step, metrics)
                 last = metrics
-                bar.set_postfix({"stft": f"{metrics.get('loss/stft', float('nan')):.3f}",
-                                 "audio_s/s": f"{rate * audio_sec_per_step:.1f}"})
+                shown = {k.split("/")[1]: f"{metrics[k]:.3f}" for k in ("loss/stft", "loss/disc")
+                         if k in metrics}
+                bar.set_postfix({**shown, "audio_s/s": f"{rate * audio_sec_per_step:.1f}"})
             val = None
             if step % tcfg.eval_every == 0 or step == tcfg.num_steps:
                 val = evaluate(step)
