@@ -62,26 +62,34 @@ class _Reader:
         return rec
 
 
-def crop(x: np.ndarray, crop_samples: int, rng: np.random.Generator) -> tuple[np.ndarray,
-                                                                                  np.ndarray]:
+def crop_start(n: int, crop_samples: int, rng: np.random.Generator, multiple: int = 1) -> int:
+    """A random crop start in [0, n - crop_samples], a multiple of `multiple` (0 for short clips)."""
+    if n <= crop_samples:
+        return 0
+    return int(rng.integers(0, (n - crop_samples) // multiple + 1)) * multiple
+
+
+def crop(x: np.ndarray, crop_samples: int, rng: np.random.Generator, multiple: int = 1,
+         ) -> tuple[np.ndarray, np.ndarray]:
     """Random crop of float32 [N] to [crop_samples]; short clips are right-padded.
 
     Returns (audio [crop_samples], mask [crop_samples]) with mask 1.0 on real samples.
     """
-    n = x.size
-    if n >= crop_samples:
-        start = int(rng.integers(0, n - crop_samples + 1))
-        return x[start:start + crop_samples].astype(np.float32), np.ones(crop_samples, np.float32)
+    return cut(x, crop_start(x.size, crop_samples, rng, multiple), crop_samples)
+
+
+def cut(x: np.ndarray, start: int, crop_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """x[start:start + crop_samples] right-padded with zeros, and its mask (1.0 = real sample)."""
+    piece = x[start:start + crop_samples].astype(np.float32)
     out = np.zeros(crop_samples, np.float32)
     mask = np.zeros(crop_samples, np.float32)
-    out[:n] = x
-    mask[:n] = 1.0
+    out[:piece.size] = piece
+    mask[:piece.size] = 1.0
     return out, mask
 
 
 def _stack(items: list[dict]) -> dict:
-    return {"audio": np.stack([i["audio"] for i in items]),
-            "mask": np.stack([i["mask"] for i in items])}
+    return {k: np.stack([i[k] for i in items]) for k in items[0]}
 
 
 def _ensure_flags_parsed() -> None:
@@ -90,8 +98,12 @@ def _ensure_flags_parsed() -> None:
 
 
 def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
-                  process_index: int, process_count: int) -> grain.IterDataset:
+                  process_index: int, process_count: int, features=None) -> grain.IterDataset:
     """Endless per-process batches {"audio", "mask": float32 [b, crop_samples]}.
+
+    `features` (optional, e.g. teachers.cache.CachedTargets): crops then start at multiples of
+    `features.hop` and each item also gets `features.crop(id, start, crop_samples)` (a dict of
+    arrays, stacked into the batch), so precomputed per-utterance features follow the audio crop.
 
     b = global_batch_size / process_count. Process i reads items i, i + P, i + 2P, ... of the
     split (disjoint, complete); each epoch reshuffles them with `seed`. The iterator's
@@ -116,8 +128,12 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
         rec = read(index)
         if rec is None:
             return None
-        audio, mask = crop(rec["audio"], crop_samples, rng)
-        return {"audio": audio, "mask": mask}
+        if features is None:
+            audio, mask = crop(rec["audio"], crop_samples, rng)
+            return {"audio": audio, "mask": mask}
+        start = crop_start(rec["audio"].size, crop_samples, rng, features.hop)
+        audio, mask = cut(rec["audio"], start, crop_samples)
+        return {"audio": audio, "mask": mask, **features.crop(rec["id"], start, crop_samples)}
 
     ds = grain.MapDataset.range(len(source))[process_index::process_count]
     ds = ds.shuffle(seed=seed).repeat(None).random_map(load_and_crop, seed=seed)

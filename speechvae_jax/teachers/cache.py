@@ -173,3 +173,29 @@ def crop_features(features: np.ndarray, sample_offset: int, num_samples: int, ho
     out = np.zeros(features.shape[:-2] + (t_crop, features.shape[-1]), np.float32)
     out[..., :n, :] = piece
     return out, np.arange(t_crop) < n
+
+
+class CachedTargets:
+    """Cached teacher frames that follow a training crop (what `data.pipeline.train_dataset` takes
+    as `features`). `layers` are teacher hidden-state indices, all in the cache; `crop` returns
+    {"teacher": [len(layers), T', D] float32} for a crop starting at a multiple of the teacher hop
+    (frames past the utterance are zeros; the crop's sample mask already marks them). Picklable for
+    Grain workers."""
+
+    def __init__(self, directory: str, teacher: Teacher, layers: Sequence[int]):
+        self.cache = FeatureCache(directory, expect_identity={
+            k: v for k, v in cache_identity(teacher, list(layers)).items() if k != "layers"})
+        n = teacher.config.num_hidden_layers + 1
+        cached = list(self.cache.meta["layers"])
+        wanted = [int(l) % n for l in layers]
+        missing = [l for l in wanted if l not in cached]
+        if missing:
+            raise ValueError(f"{directory}: teacher layers {missing} are not cached (cached: {cached}); "
+                             "rebuild with `speechvae teacher cache` for those layers")
+        self.rows = [cached.index(l) for l in wanted]
+        self.hop, self.receptive_field = teacher.hop, teacher.receptive_field
+
+    def crop(self, uid: str, sample_offset: int, num_samples: int) -> dict[str, np.ndarray]:
+        feats = self.cache.lookup([uid])[0][self.rows]
+        out, _ = crop_features(feats, sample_offset, num_samples, self.hop, self.receptive_field)
+        return {"teacher": out}

@@ -134,9 +134,15 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                             abstract, state_sh)
 
+    features = None
+    if teacher is not None and config.teacher.cache_dir:
+        from speechvae_jax.teachers.cache import CachedTargets
+        low = config.alignment.teacher_layer_low
+        features = CachedTargets(config.teacher.cache_dir, teacher,
+                                 [config.teacher.layer] + ([] if low is None else [low]))
     ds = pipeline.train_dataset(config.data, global_batch_size=config.train.batch_size,
                                 seed=config.train.seed, process_index=jax.process_index(),
-                                process_count=jax.process_count())
+                                process_count=jax.process_count(), features=features)
     data_iter = iter(ds)
     if latest is not None:
         state, meta = checkpoint.restore(mngr, latest, abstract, data_iter)
@@ -145,7 +151,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
         init = jax.jit(lambda r: m.init_state(r, crop), out_shardings=state_sh)
         state = init(rng)
 
-    batch_sh = {"audio": mesh_lib.batch_sharding(mesh), "mask": mesh_lib.batch_sharding(mesh)}
+    batch_keys = ("audio", "mask") + (() if features is None else ("teacher",))
+    batch_sh = {k: mesh_lib.batch_sharding(mesh) for k in batch_keys}
     rep = mesh_lib.replicated(mesh)
     t_sh = None if teacher_params is None else jax.tree.map(lambda _: rep, teacher_params)
     compiled: dict[tuple[str, bool], Any] = {}
@@ -156,8 +163,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
                                                       shardings=(state_sh, batch_sh, t_sh, rep))
         return compiled[(update, gan)]
 
-    eval_fn = jax.jit(steps.make_eval_step(m), in_shardings=(state_sh["ema"]["vae"], batch_sh),
-                      out_shardings=rep)
+    eval_fn = jax.jit(steps.make_eval_step(m), in_shardings=(
+        state_sh["ema"]["vae"], {k: batch_sh[k] for k in ("audio", "mask")}), out_shardings=rep)
     sample_fn = jax.jit(lambda p, a, k: steps.generate(m, p, a, k, None))
     valid = _validation_batches(config, mesh)
 

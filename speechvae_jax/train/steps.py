@@ -64,18 +64,27 @@ def _tree_scale(tree: Any, s: jax.Array) -> Any:
 
 def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch,
                      num_frames: int) -> tuple[Any, Any, jax.Array]:
-    """(s [B,T,D], s_low [B,T,D] | None, frame_mask [B,T]) from the frozen teacher (no gradient)."""
+    """(s [B,T,D], s_low [B,T,D] | None, frame_mask [B,T]) from the frozen teacher (no gradient).
+
+    With a feature cache the batch carries the teacher frames of its crop (`teacher` [B,K,T50,D]:
+    the high layer, then the low one) and the teacher is not run.
+    """
     audio, mask = batch["audio"], batch["mask"]
     if not m.aligning:
         return None, None, frame_mask_from_samples(mask, m.config.model.hop, num_frames)
-    hidden = jax.lax.stop_gradient(teacher.apply_fn(teacher_params, audio, mask > 0))
+    low = m.config.alignment.teacher_layer_low
+    if "teacher" in batch:
+        hidden = [batch["teacher"][:, k] for k in range(batch["teacher"].shape[1])]
+        high_idx, low_idx = 0, 1
+    else:
+        hidden = jax.lax.stop_gradient(teacher.apply_fn(teacher_params, audio, mask > 0))
+        high_idx, low_idx = m.config.teacher.layer, low
     targets = functools.partial(teacher_targets, hidden, num_frames=num_frames,
                                 sample_mask=mask > 0, method=m.config.teacher.interp,
                                 hop=teacher.hop, receptive_field=teacher.receptive_field,
                                 latent_hop=m.config.model.hop)
-    s, frame_mask = targets(m.config.teacher.layer)
-    low = m.config.alignment.teacher_layer_low
-    s_low = None if low is None else targets(low)[0]
+    s, frame_mask = targets(high_idx)
+    s_low = None if low is None else targets(low_idx)[0]
     return s, s_low, frame_mask
 
 

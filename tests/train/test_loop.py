@@ -185,3 +185,30 @@ def test_checkpoints_keep_latest_and_best(tmp_path):
                                         iter(grain.MapDataset.range(10).to_iter_dataset()))
     np.testing.assert_array_equal(restored["w"], [2.0, 2.0, 2.0])
     assert meta["step"] == 2
+
+
+@pytest.mark.slow
+def test_training_from_the_teacher_feature_cache(tiny_corpus, tmp_path):
+    """config.teacher.cache_dir: batches carry cached teacher frames of their crop; training runs."""
+    from speechvae_jax.data import pipeline
+    from speechvae_jax.teachers import load_teacher
+    from speechvae_jax.teachers.cache import CachedTargets, build_cache
+
+    teacher = small_teacher()
+    tpath = str(tmp_path / "teacher")
+    save_teacher(tpath, teacher.config, teacher.params, default_layer=2)
+    cache_dir = build_cache(tpath, tiny_corpus, "train", str(tmp_path / "cache"), layers=[2])
+    c = loop_config(tiny_corpus, variant="joint_marginal", num_steps=2)
+    c.teacher.path, c.teacher.layer, c.teacher.cache_dir = tpath, 2, cache_dir
+    # Batches carry the cached frames of their crop, one row per requested layer.
+    feats = CachedTargets(cache_dir, load_teacher(tpath), [2])
+    ds = pipeline.train_dataset(c.data, global_batch_size=8, seed=0, process_index=0,
+                                process_count=1, features=feats)
+    batch = next(iter(ds))
+    assert batch["teacher"].shape[:2] == (8, 1) and batch["teacher"].shape[-1] == teacher.config.hidden_size
+    workdir = str(tmp_path / "run")
+    loop.train_and_evaluate(c, workdir)
+    rows = read_metrics(workdir)
+    assert np.isfinite(rows[2]["align/mcos"]) and np.isfinite(rows[2]["align/mdms"])
+    with pytest.raises(ValueError, match="not cached"):
+        CachedTargets(cache_dir, load_teacher(tpath), [1])
