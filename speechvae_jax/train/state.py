@@ -65,7 +65,7 @@ class Modules:
             "step": jnp.zeros((), jnp.int32),
             "rng": rng,
             "gen": gen,
-            "ema": {"vae": gen["vae"]},
+            "ema": {"vae": jax.tree.map(jnp.copy, gen["vae"])},  # own buffers: the step donates state
             "disc": disc,
             "gen_opt": self.gen_tx.init(gen),
             "disc_opt": self.disc_tx.init(disc),
