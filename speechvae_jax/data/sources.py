@@ -10,6 +10,7 @@ worker processes) and open their files lazily.
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import re
@@ -26,17 +27,19 @@ _ID_KEYS = ("id", "segment_id", "file_name", "audio_id", "key")
 _AUDIO_KEYS = ("audio", "speech", "waveform")
 
 
-class UtteranceSource:
+class UtteranceSource(abc.ABC):
     """Grain random-access source (`__len__`, `__getitem__`) of standard utterances."""
 
     spec: str
     split: str
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Number of items."""
 
+    @abc.abstractmethod
     def __getitem__(self, index: int) -> dict:
-        raise NotImplementedError
+        """The standard utterance record of item `index` (raises AudioError for a bad item)."""
 
     def item_name(self, index: int) -> str:
         """A name for item `index` (file path or record id) for error reports, without decoding."""
