@@ -3,7 +3,7 @@
 Only process 0 writes. Files under the workdir:
   metrics.jsonl             one JSON object per logged step ({"step": ..., "loss/stft": ..., ...})
   tb/                       TensorBoard event files (tensorboardX)
-  samples/step_XXXXXXX/     reconstructions of fixed validation crops: `<i>_orig.wav`, `<i>_recon.wav`,
+  samples/step_0001500/     reconstructions of fixed validation crops: `<i>_orig.wav`, `<i>_recon.wav`,
                             and `spectrograms.png` (original above reconstruction)
 """
 from __future__ import annotations
