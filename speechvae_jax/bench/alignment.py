@@ -13,9 +13,7 @@ tiny-config sizes, and a tiny-config generator loss-and-gradient with adaptive v
 """
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
-import pathlib
 import time
 
 import jax
@@ -98,11 +96,9 @@ def bench_matrix() -> None:
 
 
 def _tiny_config(adaptive: bool):
-    path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "tiny.py"
-    spec = importlib.util.spec_from_file_location("tiny_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config("joint_marginal")
+    from speechvae_jax.presets.run import load_config
+
+    config = load_config("tiny", "joint_marginal")
     config.alignment.adaptive = adaptive
     return config
 

@@ -10,8 +10,6 @@ Peak resident memory of the process is printed at the end.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import resource
 import time
 
@@ -19,19 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from speechvae_jax.presets.run import load_config
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_config(size: str, variant: str):
-    spec = importlib.util.spec_from_file_location(size, os.path.join(ROOT, "configs", f"{size}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(variant)
 
 
 def teacher_for(size: str):

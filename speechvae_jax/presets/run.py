@@ -3,6 +3,9 @@
 The sections here are the ones that do not depend on the model size; model, loss and alignment
 sections come from presets/model.py and presets/alignment.py.
 """
+import importlib.util
+import os
+
 from ml_collections import ConfigDict
 
 from speechvae_jax.data.pipeline import default_data_config
@@ -55,3 +58,15 @@ def vae_config(size: str, variant: str) -> ConfigDict:
     c.mesh.shape = (-1, 1)         # (data, fsdp); -1 = all remaining devices
     c.mesh.fsdp_min_size = 2**18   # params with fewer elements stay replicated
     return c
+
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "configs")
+
+
+def load_config(name: str, variant: str = "joint_marginal") -> ConfigDict:
+    """`configs/<name>.py:get_config(variant)` of this checkout, from code (tests, benchmarks)."""
+    spec = importlib.util.spec_from_file_location(f"configs_{name}", os.path.join(CONFIGS_DIR, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)

@@ -1,8 +1,5 @@
 """The jitted train steps: gradient assembly, adaptive weights, NaN skipping, 1 vs 8 devices."""
 import functools
-import importlib.util
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,22 +7,15 @@ import pytest
 
 from speechvae_jax.losses import adversarial, alignment, kl
 from speechvae_jax.models import bottleneck
+from speechvae_jax.presets.run import load_config
 from speechvae_jax.train import mesh as mesh_lib
 from speechvae_jax.train import steps
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.train.state import Modules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEACHER_DIM = 24
 N = 4000  # samples per item: 10 latent frames
-
-
-def load_config(name: str, variant: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(variant)
 
 
 def shrink(c):
