@@ -96,9 +96,9 @@ def bench_matrix() -> None:
 
 
 def _tiny_config(adaptive: bool):
-    from speechvae_jax.presets.run import load_config
+    from speechvae_jax.presets.run import load_config_file
 
-    config = load_config("tiny", "joint_marginal")
+    config = load_config_file("tiny", "joint_marginal")
     config.alignment.adaptive = adaptive
     return config
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from speechvae_jax.presets.run import load_config
+from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.train import steps
@@ -72,7 +72,7 @@ def main():
         variant, update, *opts = case.split(":")
         cases.append((variant, variant == "joint_marginal" and "fixed" not in opts, update, "gan" in opts))
     for variant, adaptive, update, gan in cases:
-        c = load_config(args.size, variant)
+        c = load_config_file(args.size, variant)
         c.alignment.adaptive = adaptive
         c.teacher.layer = layer
         b = args.batch or c.train.batch_size

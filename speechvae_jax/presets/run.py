@@ -64,7 +64,7 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
                            "configs")
 
 
-def load_config(name: str, variant: str = "joint_marginal") -> ConfigDict:
+def load_config_file(name: str, variant: str = "joint_marginal") -> ConfigDict:
     """`configs/<name>.py:get_config(variant)` of this checkout, from code (tests, benchmarks)."""
     spec = importlib.util.spec_from_file_location(f"configs_{name}", os.path.join(CONFIGS_DIR, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)

@@ -16,7 +16,8 @@ from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.teachers.store import save_teacher
 from speechvae_jax.train import checkpoint, loop, steps
 from speechvae_jax.train.state import Modules
-from tests.train.test_steps import load_config, small_config, small_teacher
+from speechvae_jax.presets.run import load_config_file
+from tests.train.test_steps import small_config, small_teacher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -144,7 +145,7 @@ def test_sigterm_saves_a_checkpoint_and_returns(tiny_corpus, tmp_path):
 
 def test_paper_scale_step_traces(tmp_path):
     """configs/paper.py: the whole generator + discriminator step traces with a WavLM-Large-shaped teacher."""
-    c = load_config("paper", "joint_marginal")
+    c = load_config_file("paper", "joint_marginal")
     large = EncoderConfig(kind="wavlm", conv_dim=(512,) * 7, conv_bias=True, feat_extract_norm="layer",
                           do_stable_layer_norm=True, hidden_size=1024, num_hidden_layers=24,
                           num_attention_heads=16, intermediate_size=4096, do_normalize=True)

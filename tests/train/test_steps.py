@@ -7,7 +7,7 @@ import pytest
 
 from speechvae_jax.losses import adversarial, alignment, kl
 from speechvae_jax.models import bottleneck
-from speechvae_jax.presets.run import load_config
+from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.train import mesh as mesh_lib
 from speechvae_jax.train import steps
 from speechvae_jax.teachers import EncoderConfig, build_teacher
@@ -34,7 +34,7 @@ def shrink(c):
 
 
 def small_config(variant="joint_marginal"):
-    return shrink(load_config("tiny", variant))
+    return shrink(load_config_file("tiny", variant))
 
 
 def make_batch(b=2, n=N, seed=0):
