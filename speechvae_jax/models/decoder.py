@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from speechvae_jax.models.layers import UPSAMPLERS, SnakeBeta, conv1d
+from speechvae_jax.models.layers import UPSAMPLERS, SnakeBeta, conv1d, trunk_std
 
 INIT_STD = 0.01  # BigVGAN: N(0, 0.01^2) for upsampling, AMP and output convs; LeCun for the input conv
 
@@ -41,18 +41,20 @@ class Decoder(nn.Module):
     resblock_dilations: Sequence[int]
     upsample: str = "subpixel"
     dtype: Any = jnp.float32
+    trunk_init: str = "release"   # layers.TRUNK_INITS
 
     @nn.compact
     def __call__(self, z):
         if self.upsample not in UPSAMPLERS:
             raise ValueError(f"decoder.upsample must be one of {sorted(UPSAMPLERS)}, got {self.upsample!r}")
         up_cls = UPSAMPLERS[self.upsample]
+        std = trunk_std(self.trunk_init, INIT_STD)
         x = conv1d(self.initial_channels, 7, dtype=self.dtype)(z.astype(self.dtype))
         for i, (u, k) in enumerate(zip(self.upsample_rates, self.upsample_kernel_sizes)):
             ch = self.initial_channels // 2 ** (i + 1)
-            x = up_cls(ch, u, k, self.dtype, INIT_STD)(x)
+            x = up_cls(ch, u, k, self.dtype, std)(x)
             x = sum(AMPBlock(rk, tuple(self.resblock_dilations), self.dtype)(x)
                     for rk in self.resblock_kernel_sizes) / len(self.resblock_kernel_sizes)
         x = SnakeBeta(self.dtype)(x)
-        x = conv1d(1, 7, init_std=INIT_STD, dtype=self.dtype)(x)
+        x = conv1d(1, 7, init_std=std, dtype=self.dtype)(x)
         return jnp.tanh(x[..., 0].astype(jnp.float32))

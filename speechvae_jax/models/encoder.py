@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from speechvae_jax.models.layers import Snake, conv1d
+from speechvae_jax.models.layers import Snake, conv1d, trunk_std
 
 INIT_STD = 0.02  # DAC: every conv kernel N(0, 0.02^2), biases 0
 
@@ -36,6 +36,7 @@ class EncoderBlock(nn.Module):
     stride: int
     dilations: Sequence[int]
     dtype: Any = jnp.float32
+    trunk_init: str = "release"
 
     @nn.compact
     def __call__(self, x):
@@ -44,7 +45,7 @@ class EncoderBlock(nn.Module):
         x = Snake(self.dtype)(x)
         pad = math.ceil(self.stride / 2)
         return conv1d(self.features, 2 * self.stride, stride=self.stride, padding=[(pad, pad)],
-                      init_std=INIT_STD, dtype=self.dtype)(x)
+                      init_std=trunk_std(self.trunk_init, INIT_STD), dtype=self.dtype)(x)
 
 
 class Encoder(nn.Module):
@@ -54,14 +55,24 @@ class Encoder(nn.Module):
     dilations: Sequence[int]
     latent_dim: int
     dtype: Any = jnp.float32
+    trunk_init: str = "release"   # layers.TRUNK_INITS
+    scale_bias_init: float = 0.0  # initial bias of the scale half of `last`: sigma = softplus(b) + 1e-4
 
     def setup(self):
-        self.conv_in = conv1d(self.d_model, 7, init_std=INIT_STD, dtype=self.dtype)
-        self.blocks = [EncoderBlock(self.d_model * 2 ** (i + 1), s, tuple(self.dilations), self.dtype)
+        std = trunk_std(self.trunk_init, INIT_STD)
+        self.conv_in = conv1d(self.d_model, 7, init_std=std, dtype=self.dtype)
+        self.blocks = [EncoderBlock(self.d_model * 2 ** (i + 1), s, tuple(self.dilations), self.dtype, self.trunk_init)
                        for i, s in enumerate(self.strides)]
         self.act_out = Snake(self.dtype)
-        self.last = nn.Dense(2 * self.latent_dim, kernel_init=nn.initializers.normal(INIT_STD), dtype=self.dtype,
+        last_init = nn.initializers.lecun_normal() if std is None else nn.initializers.normal(std)
+        self.last = nn.Dense(2 * self.latent_dim, kernel_init=last_init, bias_init=self._last_bias_init, dtype=self.dtype,
                              param_dtype=jnp.float32)
+
+    def _last_bias_init(self, key, shape, dtype=jnp.float32):
+        """Zeros for the mean half, `scale_bias_init` for the scale half. shape [2L]."""
+        del key
+        return jnp.concatenate([jnp.zeros(shape[0] // 2), jnp.full(shape[0] - shape[0] // 2, self.scale_bias_init)]
+                               ).astype(dtype)
 
     @property
     def hop(self) -> int:

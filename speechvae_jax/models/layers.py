@@ -52,12 +52,20 @@ def conv1d(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, pa
 
 
 class _Upsample(nn.Module):
-    """Fields shared by the learned upsamplers; kernel init N(0, init_std^2) as BigVGAN."""
+    """Fields shared by the learned upsamplers.
+
+    Kernel init N(0, init_std^2) as BigVGAN, or with init_std None variance-preserving: each output
+    sample sums K / stride taps over C_in channels, so std = sqrt(stride / (K * C_in)).
+    """
     features: int
     stride: int
     kernel_size: int
     dtype: Dtype = jnp.float32
-    init_std: float = 0.01
+    init_std: float | None = 0.01
+
+    def kernel_init(self, c_in: int):
+        std = self.init_std if self.init_std is not None else (self.stride / (self.kernel_size * c_in)) ** 0.5
+        return nn.initializers.normal(std)
 
 
 class SubPixelUpsample(_Upsample):
@@ -77,7 +85,7 @@ class SubPixelUpsample(_Upsample):
             raise ValueError(f"SubPixelUpsample needs kernel_size == 2 * stride, got {k} and {s}")
         p = (k - s) // 2
         c_in = x.shape[-1]
-        w = self.param("kernel", nn.initializers.normal(self.init_std), (k, c_in, self.features), jnp.float32).astype(self.dtype)
+        w = self.param("kernel", self.kernel_init(c_in), (k, c_in, self.features), jnp.float32).astype(self.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
         early = np.arange(0, s - p)
         late = np.arange(s - p, s)
@@ -104,8 +112,25 @@ class TransposedUpsample(_Upsample):
     @nn.compact
     def __call__(self, x):
         return nn.ConvTranspose(self.features, (self.kernel_size,), strides=(self.stride,), padding="SAME",
-                                kernel_init=nn.initializers.normal(self.init_std), dtype=self.dtype, param_dtype=jnp.float32,
-                                name="conv")(x)
+                                kernel_init=self.kernel_init(x.shape[-1]), dtype=self.dtype,
+                                param_dtype=jnp.float32, name="conv")(x)
 
 
 UPSAMPLERS = {"subpixel": SubPixelUpsample, "transpose": TransposedUpsample}
+
+TRUNK_INITS = ("release", "fan_in")
+"""`model.trunk_init`: how the non-residual ("trunk") layers are initialised.
+
+"release": as DAC / BigVGAN, N(0, 0.02^2) in the encoder and N(0, 0.01^2) in the decoder. Their
+weight-normalised convolutions recover the scale while training; at the tiny widths the plain
+convolutions here shrink the signal by ~1e-5 through the encoder and ~1e-6 through the decoder.
+"fan_in": variance-preserving (LeCun) for the trunk (input, strided, upsampling, output and last
+layers); the residual branches keep the release's small init, so each block starts near identity.
+"""
+
+
+def trunk_std(trunk_init: str, release_std: float) -> float | None:
+    """The init_std a trunk layer gets: release_std, or None (variance-preserving) for "fan_in"."""
+    if trunk_init not in TRUNK_INITS:
+        raise ValueError(f"model.trunk_init must be one of {TRUNK_INITS}, got {trunk_init!r}")
+    return release_std if trunk_init == "release" else None

@@ -33,12 +33,14 @@ class SpeechVAE(nn.Module):
         cfg = self.cfg
         check_model_config(cfg)
         dtype = jnp.dtype(cfg.dtype)
+        # Runs saved before these keys existed were initialised as the release.
+        trunk_init = cfg.get("trunk_init", "release")
         self.encoder = Encoder(cfg.encoder.d_model, tuple(cfg.encoder.strides), tuple(cfg.encoder.dilations),
-                               cfg.latent_dim, dtype)
+                               cfg.latent_dim, dtype, trunk_init, cfg.encoder.get("scale_bias_init", 0.0))
         dec = cfg.decoder
         self.decoder = Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
                                tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
-                               dtype)
+                               dtype, trunk_init)
 
     def encode_features(self, audio):
         """audio [B, N] -> h [B, ceil(N / hop), C] (compute dtype)."""

@@ -36,7 +36,10 @@ def model_config(size: str) -> ConfigDict:
         "hop": 400,
         "sample_rate": 16000,
         "dtype": "float32",
-        "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9)},
+        "trunk_init": "release" if paper else "fan_in",   # models/layers.py TRUNK_INITS
+        "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9),
+                    # initial posterior sigma = softplus(scale_bias_init) + 1e-4: 0.69 (release) / 0.049
+                    "scale_bias_init": 0.0 if paper else -3.0},
         "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),

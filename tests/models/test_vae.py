@@ -137,3 +137,36 @@ def test_presets():
         assert loss.feature_matching_weight == 2.0 and loss.time_l1_weight == 0.0
     with pytest.raises(ValueError, match="unknown preset"):
         model_config("huge")
+
+
+def _init_scales(cfg):
+    """(std of the latent mean, std of decode(N(0, 1)), mean sigma) at init for speech-like input."""
+    model = SpeechVAE(cfg)
+    audio = jnp.asarray(_speechlike(8000, batch=2))
+    v = jax.jit(model.init)(jax.random.key(0), audio)
+    _, mean, sigma = jax.jit(model.apply)(v, audio)
+    z = jax.random.normal(jax.random.key(1), mean.shape)
+    out = jax.jit(lambda z: model.apply(v, z, method=model.decode))(z)
+    return float(mean.std()), float(out.std()), float(sigma.mean())
+
+
+def test_fan_in_trunk_init_keeps_the_signal_scale_and_release_init_shrinks_it():
+    cfg = model_config("tiny")
+    assert cfg.trunk_init == "fan_in"
+    mean_std, out_std, sigma = _init_scales(cfg)
+    # Input std ~0.15: the latent mean and a decoded unit-variance latent stay O(0.1 .. 1).
+    assert 0.02 < mean_std < 2.0 and 0.05 < out_std < 2.0
+    # sigma = softplus(bias + W h): the bias sets it, W h (~0.1) only perturbs it.
+    assert sigma == pytest.approx(float(jax.nn.softplus(cfg.encoder.scale_bias_init)) + 1e-4, rel=0.05)
+    cfg.trunk_init, cfg.encoder.scale_bias_init = "release", 0.0
+    mean_std, out_std, sigma = _init_scales(cfg)
+    # The release's N(0, 0.02^2) / N(0, 0.01^2) convs without weight norm, at tiny widths.
+    assert mean_std < 1e-3 and out_std < 1e-3
+    assert sigma == pytest.approx(np.log(2.0) + 1e-4, rel=1e-4)
+
+
+def test_bad_trunk_init_is_reported():
+    cfg = model_config("tiny")
+    cfg.trunk_init = "xavier"
+    with pytest.raises(ValueError, match="model.trunk_init"):
+        jax.eval_shape(SpeechVAE(cfg).init, jax.random.key(0), jnp.zeros((1, 800)))
