@@ -6,7 +6,7 @@
 Variants as configs/paper.py (joint_marginal is the default; `none` trains without a teacher). The
 first `train.disc_start` steps are GAN-free (spectral + KL + alignment only), which gets intelligible
 reconstructions much sooner on a CPU. With the defaults the whole run is that GAN-free phase (the
-demo's 30-minute budget on 2 cores); `--config.train.num_steps=3000` adds 1500 steps of alternating
+demo's 30-minute budget on 2 cores); `--config.train.num_steps=3500` adds 1500 steps of alternating
 generator / discriminator updates (MPD + CQT discriminators, LSGAN, feature matching).
 """
 from speechvae_jax.presets.run import vae_config
@@ -24,8 +24,8 @@ def get_config(variant: str = "joint_marginal"):
     c.optim.clip_norm = 1.0
     c.optim.ema_decay = 0.999
     c.train.batch_size = 8
-    c.train.num_steps = 1500
-    c.train.disc_start = 1500
+    c.train.num_steps = 2000
+    c.train.disc_start = 2000
     c.train.log_every = 25
     c.train.eval_every = 250
     c.train.eval_batches = 2
