@@ -173,12 +173,37 @@ def _step_with_targets(m, update="generator", gan=False):
     return lambda state, batch: fn(state, batch, teacher.params)
 
 
+def _relative_error(a, b):
+    """||a - b|| / ||b|| over a whole pytree."""
+    num = sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    den = sum(float(np.sum(np.asarray(y) ** 2)) for y in jax.tree.leaves(b))
+    return (num / den) ** 0.5
+
+
 def test_one_device_equals_eight_devices():
-    """Two generator+discriminator steps on a 1-device mesh and on a 4x2 (data, fsdp) mesh agree."""
+    """A 1-device mesh and a 4x2 (data, fsdp) mesh compute the same gradients and train step.
+
+    Gradients (generator with GAN and adaptive weights, discriminator) and the losses of a generator
+    + discriminator step agree to float tolerance. The updated parameters too, except where a
+    gradient is ~1e-8: the 8 devices' reduction order can flip its sign, and Adam's normalised first
+    step turns that into a difference of up to lr; such elements must stay rare and bounded.
+    """
     cfg = small_config("joint_marginal")
     cfg.mesh.fsdp_min_size = 1024  # shard the bigger tiny params over fsdp too
+    cfg.teacher.layer = 2
     m = Modules(cfg, TEACHER_DIM)
+    teacher = small_teacher()
     batch = make_batch(b=8)
+
+    def grads(state, batch):
+        rng = jax.random.fold_in(state["rng"], state["step"])
+        targets = steps.teacher_features(m, teacher, teacher.params, batch, N // cfg.model.hop)
+        _, g_gen, _, fake = steps.generator_loss_and_grads(m, state["gen"], state["disc"], batch, rng,
+                                                           state["step"], targets, gan=True)
+        _, g_disc = steps.discriminator_loss_and_grads(m, state["disc"], batch["audio"] * batch["mask"],
+                                                       jax.lax.stop_gradient(fake))
+        return g_gen, g_disc
+
     results = []
     for devices, shape in ((jax.devices()[:1], (1, 1)), (jax.devices()[:8], (4, 2))):
         mesh = mesh_lib.make_mesh(shape, devices)
@@ -186,14 +211,21 @@ def test_one_device_equals_eight_devices():
         sh = mesh_lib.tree_shardings(abstract, mesh, cfg.mesh.fsdp_min_size)
         state = jax.jit(lambda r: m.init_state(r, N), out_shardings=sh)(jax.random.PRNGKey(0))
         b = {k: jax.device_put(v, mesh_lib.batch_sharding(mesh)) for k, v in batch.items()}
+        g = jax.device_get(jax.jit(grads)(state, b))
         losses = []
         for update in ("generator", "discriminator"):
             state, metrics = _step_with_targets(m, update, gan=True)(state, b)
             losses.append(float(metrics.get("loss/total", metrics.get("loss/disc"))))
-        results.append((losses, jax.device_get(state["gen"])))
-    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+        results.append((g, losses, jax.device_get(state["gen"])))
+    (g1, losses1, gen1), (g8, losses8, gen8) = results
+    assert _relative_error(g8[0], g1[0]) < 1e-3 and _relative_error(g8[1], g1[1]) < 1e-3
+    np.testing.assert_allclose(losses1, losses8, rtol=1e-4)
+    a = np.concatenate([np.ravel(x) for x in jax.tree.leaves(gen8)])
+    b = np.concatenate([np.ravel(x) for x in jax.tree.leaves(gen1)])
+    diff = np.abs(a - b)
+    close = diff <= 1e-5 + 1e-3 * np.abs(b)
+    assert close.mean() >= 0.999, f"{(~close).sum()} of {close.size} parameters differ"
+    assert diff.max() <= 2 * cfg.optim.lr, diff.max()
 
 
 @pytest.mark.slow
