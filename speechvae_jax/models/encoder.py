@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from speechvae_jax.models.layers import Snake, conv1d, trunk_std
+from speechvae_jax.models.layers import Snake, conv1d, kernel_init, trunk_std
 
 INIT_STD = 0.02  # DAC: every conv kernel N(0, 0.02^2), biases 0
 
@@ -64,9 +64,8 @@ class Encoder(nn.Module):
         self.blocks = [EncoderBlock(self.d_model * 2 ** (i + 1), s, tuple(self.dilations), self.dtype, self.trunk_init)
                        for i, s in enumerate(self.strides)]
         self.act_out = Snake(self.dtype)
-        last_init = nn.initializers.lecun_normal() if std is None else nn.initializers.normal(std)
-        self.last = nn.Dense(2 * self.latent_dim, kernel_init=last_init, bias_init=self._last_bias_init, dtype=self.dtype,
-                             param_dtype=jnp.float32)
+        self.last = nn.Dense(2 * self.latent_dim, kernel_init=kernel_init(std), bias_init=self._last_bias_init,
+                             dtype=self.dtype, param_dtype=jnp.float32)
 
     def _last_bias_init(self, key, shape, dtype=jnp.float32):
         """Zeros for the mean half, `scale_bias_init` for the scale half. shape [2L]."""

@@ -37,6 +37,11 @@ class SnakeBeta(nn.Module):
         return x + jnp.reciprocal(beta + 1e-9) * jnp.sin(alpha * x) ** 2
 
 
+def kernel_init(init_std: float | None):
+    """N(0, init_std^2), or LeCun normal (variance-preserving over the fan-in) when init_std is None."""
+    return nn.initializers.lecun_normal() if init_std is None else nn.initializers.normal(init_std)
+
+
 def conv1d(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, padding=None,
            init_std: float | None = None, dtype: Dtype = jnp.float32, name: str | None = None) -> nn.Conv:
     """A 1-D nn.Conv; default padding keeps the length ("same" for odd kernels, any dilation).
@@ -46,9 +51,8 @@ def conv1d(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, pa
     if padding is None:
         total = (kernel - 1) * dilation
         padding = [(total // 2, total - total // 2)]
-    init = nn.initializers.lecun_normal() if init_std is None else nn.initializers.normal(init_std)
     return nn.Conv(features, (kernel,), strides=(stride,), kernel_dilation=(dilation,), padding=padding,
-                   kernel_init=init, dtype=dtype, param_dtype=jnp.float32, name=name)
+                   kernel_init=kernel_init(init_std), dtype=dtype, param_dtype=jnp.float32, name=name)
 
 
 class _Upsample(nn.Module):
@@ -63,7 +67,7 @@ class _Upsample(nn.Module):
     dtype: Dtype = jnp.float32
     init_std: float | None = 0.01
 
-    def kernel_init(self, c_in: int):
+    def init_for(self, c_in: int):
         std = self.init_std if self.init_std is not None else (self.stride / (self.kernel_size * c_in)) ** 0.5
         return nn.initializers.normal(std)
 
@@ -85,7 +89,7 @@ class SubPixelUpsample(_Upsample):
             raise ValueError(f"SubPixelUpsample needs kernel_size == 2 * stride, got {k} and {s}")
         p = (k - s) // 2
         c_in = x.shape[-1]
-        w = self.param("kernel", self.kernel_init(c_in), (k, c_in, self.features), jnp.float32).astype(self.dtype)
+        w = self.param("kernel", self.init_for(c_in), (k, c_in, self.features), jnp.float32).astype(self.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
         early = np.arange(0, s - p)
         late = np.arange(s - p, s)
@@ -112,7 +116,7 @@ class TransposedUpsample(_Upsample):
     @nn.compact
     def __call__(self, x):
         return nn.ConvTranspose(self.features, (self.kernel_size,), strides=(self.stride,), padding="SAME",
-                                kernel_init=self.kernel_init(x.shape[-1]), dtype=self.dtype,
+                                kernel_init=self.init_for(x.shape[-1]), dtype=self.dtype,
                                 param_dtype=jnp.float32, name="conv")(x)
 
 
