@@ -231,16 +231,11 @@ def _apply_update(tx, params, opt_state, grads, loss):
     return _select(ok, new_params, params), _select(ok, new_opt, opt_state), ok
 
 
-def make_step(m: Modules, teacher: Any, *, update: str, gan: bool, shardings: tuple | None = None):
-    """A train step `(state, batch, teacher_params) -> (state, metrics)`.
+def make_grads_fn(m: Modules, teacher: Any, *, update: str, gan: bool):
+    """`(state, batch, teacher_params) -> (out, metrics)`, the losses-and-gradients half of a step.
 
-    update: "generator", "discriminator" (alternating mode runs them on alternate steps) or "both".
-    gan: whether adversarial / feature-matching losses are on (False before `train.disc_start`).
-    shardings: (state, batch, teacher, replicated) shardings for the loop; None in tests.
-
-    The step is two jitted functions: the losses and gradients, then the optimiser / EMA update
-    (donating the state). XLA:CPU compiles the pair several times faster than one fused function,
-    whose hundreds of small per-parameter update kernels make compilation super-linear.
+    out["gen"] = (loss, grads w.r.t. state["gen"]) for update "generator" or "both"; out["disc"] =
+    (loss, grads w.r.t. state["disc"]) for "discriminator" or "both". Not jitted.
     """
     cfg = m.config
 
@@ -262,6 +257,24 @@ def make_step(m: Modules, teacher: Any, *, update: str, gan: bool, shardings: tu
                                                        jax.lax.stop_gradient(fake))
             metrics["loss/disc"] = out["disc"][0]
         return out, metrics
+
+    return grads_fn
+
+
+def make_step(m: Modules, teacher: Any, *, update: str, gan: bool, shardings: tuple | None = None):
+    """A train step `(state, batch, teacher_params) -> (state, metrics)`.
+
+    update: "generator", "discriminator" (alternating mode runs them on alternate steps) or "both".
+    gan: whether adversarial / feature-matching losses are on (False before `train.disc_start`).
+    shardings: (state, batch, teacher, replicated) shardings for the loop; None in tests.
+
+    The step is two jitted functions: the losses and gradients, then the optimiser / EMA update
+    (donating the state). XLA:CPU compiles the pair several times faster than one fused function,
+    whose hundreds of small per-parameter update kernels make compilation super-linear.
+    """
+    cfg = m.config
+
+    grads_fn = make_grads_fn(m, teacher, update=update, gan=gan)
 
     def apply_fn(state, out, metrics):
         new, metrics = dict(state), dict(metrics)

@@ -195,14 +195,7 @@ def test_one_device_equals_eight_devices():
     teacher = small_teacher()
     batch = make_batch(b=8)
 
-    def grads(state, batch):
-        rng = jax.random.fold_in(state["rng"], state["step"])
-        targets = steps.teacher_features(m, teacher, teacher.params, batch, N // cfg.model.hop)
-        _, g_gen, _, fake = steps.generator_loss_and_grads(m, state["gen"], state["disc"], batch, rng,
-                                                           state["step"], targets, gan=True)
-        _, g_disc = steps.discriminator_loss_and_grads(m, state["disc"], batch["audio"] * batch["mask"],
-                                                       jax.lax.stop_gradient(fake))
-        return g_gen, g_disc
+    grads = jax.jit(steps.make_grads_fn(m, teacher, update="both", gan=True))
 
     results = []
     for devices, shape in ((jax.devices()[:1], (1, 1)), (jax.devices()[:8], (4, 2))):
@@ -211,7 +204,8 @@ def test_one_device_equals_eight_devices():
         sh = mesh_lib.tree_shardings(abstract, mesh, cfg.mesh.fsdp_min_size)
         state = jax.jit(lambda r: m.init_state(r, N), out_shardings=sh)(jax.random.PRNGKey(0))
         b = {k: jax.device_put(v, mesh_lib.batch_sharding(mesh)) for k, v in batch.items()}
-        g = jax.device_get(jax.jit(grads)(state, b))
+        out, _ = grads(state, b, teacher.params)
+        g = jax.device_get((out["gen"][1], out["disc"][1]))
         losses = []
         for update in ("generator", "discriminator"):
             state, metrics = _step_with_targets(m, update, gan=True)(state, b)
