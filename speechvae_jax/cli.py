@@ -67,7 +67,7 @@ def _config():
 def _dispatch(args: list[str]) -> None:
     cmd, rest = args[0], args[1:]
     if cmd == "corpus":
-        from speechvae_jax.data import corpus
+        from speechvae_jax import corpus
         path = corpus.build_corpus(_need("out"), minutes=FLAGS.minutes, seed=FLAGS.seed,
                                    workers=FLAGS.workers)
         print(f"corpus written to {path}")

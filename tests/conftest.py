@@ -23,7 +23,7 @@ def tiny_corpus(tmp_path_factory) -> str:
     Built once per test session; returns its `corpus:DIR` spec. Splits: train, valid, test,
     keywords_train, keywords_valid, keywords_test (see docs/data.md).
     """
-    from speechvae_jax.data import corpus
+    from speechvae_jax import corpus
 
     out = tmp_path_factory.mktemp("tiny_corpus")
     return "corpus:" + corpus.build_corpus(str(out), minutes=2, seed=0, workers=2)

@@ -21,6 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.losses import alignment, weighting
+from speechvae_jax.models.vae import SpeechVAE
+from speechvae_jax.presets.run import load_config_file
+from speechvae_jax.train import state as train_state
+from speechvae_jax.train import steps
 
 SIZES = (4096, 16384, 65536)
 WIDTH = 1024
@@ -96,16 +100,12 @@ def bench_matrix() -> None:
 
 
 def _tiny_config(adaptive: bool):
-    from speechvae_jax.presets.run import load_config_file
-
     config = load_config_file("tiny", "joint_marginal")
     config.alignment.adaptive = adaptive
     return config
 
 
 def bench_adaptive() -> None:
-    from speechvae_jax.models.vae import SpeechVAE
-
     config = _tiny_config(adaptive=True)
     b, n = config.train.batch_size, config.data.crop_samples
     audio = jnp.zeros((b, n), jnp.float32)
@@ -130,13 +130,6 @@ def bench_adaptive() -> None:
 
 
 def bench_generator_step() -> None:
-    try:
-        from speechvae_jax.train import state as train_state
-        from speechvae_jax.train import steps
-    except ImportError as e:
-        print(f"tiny generator step: skipped, the train package does not import yet ({e})")
-        return
-
     teacher_dim = 256
     compiled = {}
     for adaptive in (False, True):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
-from speechvae_jax.data import corpus, pipeline
+from speechvae_jax import corpus
+from speechvae_jax.data import pipeline
 
 DEFAULT_DIR = "/tmp/speechvae_bench_corpus"
 

@@ -20,11 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from speechvae_jax.data import synth, text
+from speechvae_jax.corpus import synth, text
+from speechvae_jax.engine.checkpoint import params_hash
 from speechvae_jax.export import writer
+from speechvae_jax.inference import InferenceModel
 from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.run import vae_config
-from speechvae_jax.train.checkpoint import InferenceModel, params_hash
 
 
 def speech(seconds: float, seed: int = 0) -> list[dict]:

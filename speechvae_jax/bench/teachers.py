@@ -9,7 +9,7 @@ audio and for a WavLM-Large-shaped model (24 layers, width 1024, 316M parameters
 weights on 2 s; medians over `repeats` runs after a compile run, with the 1-minute load average
 (the machine is shared).
 probe: frame phoneme accuracy of linear probes on MFCC, log-mel and each teacher layer
-(`teachers.quality.phoneme_probe_figures`), test split, mean and std over 3 seeds.
+(`evaluate.teacher_quality.phoneme_probe_figures`), test split, mean and std over 3 seeds.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from speechvae_jax.evaluate.teacher_quality import phoneme_probe_figures
 from speechvae_jax.teachers.config import EncoderConfig
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.teachers.store import build_teacher, load_teacher
@@ -64,7 +65,6 @@ def main() -> None:
     ap.add_argument("--skip-large", action="store_true")
     args = ap.parse_args()
     if args.what == "probe":
-        from speechvae_jax.teachers.quality import phoneme_probe_figures
         if not (args.teacher and args.data):
             ap.error("probe needs --teacher and --data")
         layers = None if args.layers is None else [int(x) for x in args.layers.split(",")]

@@ -14,7 +14,8 @@ import soundfile as sf
 import soxr
 from absl import logging
 
-SAMPLE_RATE = 16000
+from speechvae_jax.constants import SAMPLE_RATE
+
 MIN_RATE, MAX_RATE = 1000, 384000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 NORMALIZE_MODES = ("none", "peak", "rms")

@@ -69,12 +69,8 @@ def check_source(spec: str, splits: list[str] | None = None) -> Report:
     for split in splits or sources.list_splits(spec):
         src = sources.open_source(spec, split)
         rep = SplitReport(split, items=len(src), skips=audio_lib.SkipLog(f"{spec} [{split}]"))
-        for i in tqdm.trange(len(src), desc=f"checking {split}", unit="item"):
-            try:
-                rec = src[i]
-            except audio_lib.AudioError as e:
-                rep.skips.add(e)
-                continue
+        for i, rec in sources.read_items(src, tqdm.trange(len(src), desc=f"checking {split}", unit="item"),
+                                         rep.skips):
             rate = _native_rate(src, i)
             if rate:
                 rep.rates[rate] += 1

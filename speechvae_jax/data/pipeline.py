@@ -6,7 +6,7 @@ independent of worker count) -> batch. Items whose audio is bad are skipped (cou
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import grain
 import numpy as np
@@ -50,13 +50,12 @@ class _Reader:
         self.skips = skips
 
     def __call__(self, index: int) -> dict | None:
-        try:
-            rec = self.source[int(index)]
-            if rec["audio"].size < self.min_samples:
-                raise audio_lib.AudioError(rec["id"], f"too short: {rec['audio'].size} samples "
-                                                      f"< {self.min_samples}")
-        except audio_lib.AudioError as e:
-            self.skips.add(e)
+        rec = sources.read_item(self.source, index, self.skips)
+        if rec is None:
+            return None
+        if rec["audio"].size < self.min_samples:
+            self.skips.add(audio_lib.AudioError(rec["id"], f"too short: {rec['audio'].size} samples "
+                                                           f"< {self.min_samples}"))
             return None
         rec["audio"] = audio_lib.normalize_audio(rec["audio"], self.normalize)
         return rec
@@ -188,12 +187,7 @@ def utterance_batches(source: sources.UtteranceSource | Sequence[dict] | str, *,
     if own_log:
         skips = audio_lib.SkipLog(repr(source))
     pending: dict[int, list[dict]] = {}
-    for index in range(process_index, len(source), process_count):
-        try:
-            rec = source[index]
-        except audio_lib.AudioError as e:
-            skips.add(e)
-            continue
+    for _, rec in sources.read_items(source, range(process_index, len(source), process_count), skips):
         key = _bucket(rec["audio"].size, bucket_samples)
         group = pending.setdefault(key, [])
         group.append(rec)

@@ -14,11 +14,15 @@ import abc
 import hashlib
 import os
 import re
+from collections.abc import Iterable, Iterator
 
 import numpy as np
+import tqdm
+from absl import logging
 
 from speechvae_jax.data import audio as audio_lib
 
+CORPUS_NAME = "speechvae_corpus"  # the TFDS name of the built-in corpus (speechvae_jax.corpus)
 SPLIT_FRACTIONS = {"train": 0.90, "valid": 0.05, "test": 0.05}  # folders without split dirs
 _LIBRI_ID = re.compile(r"^(\d+)[-_](\d+)[-_]\d+")
 _TEXT_KEYS = ("text", "transcript", "normalized_text", "sentence", "transcription")
@@ -137,11 +141,10 @@ class CorpusSource(TfdsSource):
     """The built-in corpus (`corpus:DIR`); adds phoneme_starts/ends, keyword, engine, kind."""
 
     def __init__(self, directory: str, split: str, spec: str):
-        from speechvae_jax.data import corpus
-        if not os.path.isdir(os.path.join(directory, corpus.NAME)):
+        if not os.path.isdir(os.path.join(directory, CORPUS_NAME)):
             raise FileNotFoundError(f"{spec}: no built corpus in {directory} "
                                     "(run `speechvae corpus --out DIR`)")
-        super().__init__(corpus.NAME, split, directory, spec)
+        super().__init__(CORPUS_NAME, split, directory, spec)
 
 
 def _read_transcripts(root: str, files: list[str]) -> dict[str, str]:
@@ -247,12 +250,50 @@ def list_splits(spec: str) -> list[str]:
     if kind == "folder":
         return ["all"]
     if kind == "corpus":
-        from speechvae_jax.data import corpus
-        name, data_dir = corpus.NAME, os.path.abspath(os.path.expanduser(rest))
+        name, data_dir = CORPUS_NAME, os.path.abspath(os.path.expanduser(rest))
     else:
         name, _, data_dir = rest.partition("@")
         data_dir = os.path.expanduser(data_dir) if data_dir else None
     return sorted(_tfds_info(name, data_dir, spec).splits)
+
+
+def read_item(source: UtteranceSource, index: int, skips: audio_lib.SkipLog) -> dict | None:
+    """The record at `index`, or None after counting and logging it in `skips` when it is unreadable."""
+    try:
+        return source[int(index)]
+    except audio_lib.AudioError as e:
+        skips.add(e)
+        return None
+
+
+def read_items(source: UtteranceSource, indices: Iterable[int], skips: audio_lib.SkipLog,
+               ) -> Iterator[tuple[int, dict]]:
+    """(index, record) of each readable item at `indices`, in order; bad items go to `skips`."""
+    for index in indices:
+        rec = read_item(source, index, skips)
+        if rec is not None:
+            yield int(index), rec
+
+
+def read_records(spec: str, split: str, limit: int | None = None, *, progress: bool = False,
+                 ) -> tuple[list[dict], dict]:
+    """Up to `limit` readable records of `spec[split]` (all when None), evenly spaced over the source
+    order (deterministic); unreadable ones are skipped, counted and summarised in the log.
+
+    Returns (records, {"split", "available", "selected", "skipped", "skip_reasons"}).
+    """
+    source = open_source(spec, split)
+    n = len(source)
+    count = n if limit is None else min(limit, n)
+    index = np.unique(np.linspace(0, n - 1, count).round().astype(int)) if count else np.zeros(0, int)
+    skips = audio_lib.SkipLog(f"{spec}[{split}]")
+    if progress:
+        index = tqdm.tqdm(index, desc=f"reading {split}", unit="utt", leave=False)
+    records = [rec for _, rec in read_items(source, index, skips)]
+    if len(skips):
+        logging.warning(skips.summary())
+    return records, {"split": split, "available": n, "selected": len(records), "skipped": len(skips),
+                     "skip_reasons": [str(e) for e in skips.errors]}
 
 
 def open_source(spec: str, split: str) -> UtteranceSource:

@@ -1,53 +1,43 @@
-"""Frame features at the latent rate (40 Hz, hop 400) for the probes, and the utterances they
-come from.
+"""Frame features at the latent rate (the run's `model.hop`, 400 = 40 Hz by default) for the probes,
+and the utterances they come from.
 
 A *feature item* is `{"id": str, "x": float32 [T,D], "mask": bool [T], **labels}` with
-T = ceil(N / 400) for an utterance of N samples; `mask` marks frames the extractor vouches for.
+T = ceil(N / hop) for an utterance of N samples; `mask` marks frames the extractor vouches for.
 Three extractors: the run's latents (read from an export), the teacher's hidden states at the
 configured layer (resampled to 40 Hz by `teachers.features.teacher_targets`) and log-mel
-(`losses.spectral.mel_spectrogram`, 80 bins, n_fft 1024, hop 400, log10 with floor 1e-5)."""
+(`dsp.spectral.log_mel`, 80 bins, n_fft 1024, at the latent hop, log10 with floor 1e-5)."""
 from __future__ import annotations
 
 import functools
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
-HOP = 400
+from speechvae_jax.constants import LATENT_HOP, SAMPLE_RATE
+from speechvae_jax.data import audio as audio_lib
+from speechvae_jax.data import pipeline, sources
+from speechvae_jax.dsp.spectral import log_mel
+from speechvae_jax.export import latent_source
+from speechvae_jax.teachers.features import teacher_targets
+
 BUCKET_SAMPLES = 32000  # pad to 2 s multiples: few jit compilations, little padding
-MEL = {"sample_rate": 16000, "n_fft": 1024, "hop": HOP, "n_mels": 80}
+MEL = {"sample_rate": SAMPLE_RATE, "n_fft": 1024, "n_mels": 80}  # hop: the latent hop
 
 
 def select_utterances(spec: str, split: str, limit: int) -> tuple[list[dict], dict]:
     """Up to `limit` standard utterances of a split, evenly spaced over the source order
-    (deterministic). Unreadable items are skipped and counted.
+    (deterministic); unreadable items are skipped and counted (`data.sources.read_records`).
 
     Returns (records, {"split", "available", "selected", "skipped", "skip_reasons"})."""
-    from speechvae_jax.data import audio as audio_lib
-    from speechvae_jax.data import sources
-
-    source = sources.open_source(spec, split)
-    n = len(source)
-    index = np.unique(np.linspace(0, n - 1, min(limit, n)).round().astype(int)) if n else []
-    records, skips = [], audio_lib.SkipLog(f"{spec}[{split}]")
-    for i in index:
-        try:
-            records.append(source[int(i)])
-        except audio_lib.AudioError as e:
-            skips.add(e)
-    if len(skips):
-        logging.warning(skips.summary())
-    return records, {"split": split, "available": n, "selected": len(records), "skipped": len(skips),
-                     "skip_reasons": [str(e) for e in skips.errors]}
+    return sources.read_records(spec, split, limit)
 
 
-def num_frames(num_samples: int) -> int:
-    """Latent frames T = ceil(N / 400)."""
-    return math.ceil(num_samples / HOP)
+def num_frames(num_samples: int, hop: int = LATENT_HOP) -> int:
+    """Latent frames T = ceil(N / hop)."""
+    return math.ceil(num_samples / hop)
 
 
 def labels_of(record: dict) -> dict:
@@ -58,45 +48,38 @@ def labels_of(record: dict) -> dict:
 def padded_batches(records: list[dict], batch_size: int = 8) -> Iterable[dict]:
     """Records padded to 2 s buckets (`data.pipeline.utterance_batches`): {"audio" [b,L],
     "mask" [b,L], "records"}."""
-    from speechvae_jax.data import audio as audio_lib
-    from speechvae_jax.data import pipeline
-
     return pipeline.utterance_batches(records, batch_size=batch_size, bucket_samples=BUCKET_SAMPLES,
                                       skips=audio_lib.SkipLog("evaluate"))
 
 
 @functools.cache
-def _log_mel_fn():
-    from speechvae_jax.losses import spectral
-
-    return jax.jit(lambda audio: jnp.log10(jnp.maximum(spectral.mel_spectrogram(audio, **MEL), 1e-5)))
+def _log_mel_fn(hop: int):
+    return jax.jit(lambda audio: log_mel(audio, hop=hop, **MEL))
 
 
-def log_mel_items(records: list[dict]) -> list[dict]:
+def log_mel_items(records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
     """Log-mel feature items [T, 80] of the records."""
     items = []
     for batch in padded_batches(records):
-        mel = np.asarray(_log_mel_fn()(jnp.asarray(batch["audio"])))
+        mel = np.asarray(_log_mel_fn(hop)(jnp.asarray(batch["audio"])))
         for row, rec in zip(mel, batch["records"]):
-            t = num_frames(rec["audio"].size)
+            t = num_frames(rec["audio"].size, hop)
             items.append({"x": row[:t], "mask": np.ones(t, bool), **labels_of(rec)})
     return items
 
 
-def teacher_items(teacher, layer, records: list[dict]) -> list[dict]:
+def teacher_items(teacher, layer, records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
     """Teacher feature items [T, D] at `layer` (int, list or "average"), 50 -> 40 Hz linear."""
-    from speechvae_jax.teachers.features import teacher_targets
-
     items = []
     for batch in padded_batches(records):
         audio, mask = jnp.asarray(batch["audio"]), jnp.asarray(batch["mask"])
         hidden = teacher.hidden_states(audio, mask)
-        s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // HOP, mask, "linear",
+        s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // hop, mask, "linear",
                                         hop=teacher.hop, receptive_field=teacher.receptive_field,
-                                        latent_hop=HOP)
+                                        latent_hop=hop)
         s, frame_mask = np.asarray(s), np.asarray(frame_mask)
         for i, rec in enumerate(batch["records"]):
-            t = num_frames(rec["audio"].size)
+            t = num_frames(rec["audio"].size, hop)
             items.append({"x": s[i, :t], "mask": frame_mask[i, :t], **labels_of(rec)})
     return items
 
@@ -104,8 +87,6 @@ def teacher_items(teacher, layer, records: list[dict]) -> list[dict]:
 def latent_items(export_dir: str, records: list[dict]) -> tuple[list[dict], list[str]]:
     """Latent feature items [T, 64] read from an export for the records' ids (labels from the
     records). Returns (items, ids missing from the export)."""
-    from speechvae_jax.export import latent_source
-
     source = latent_source(export_dir)
     have = set(source.ids())
     items, missing = [], []

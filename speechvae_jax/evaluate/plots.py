@@ -1,23 +1,19 @@
 """PNG figures of a report: original vs reconstruction spectrograms, per-metric bars."""
 from __future__ import annotations
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from speechvae_jax.constants import SAMPLE_RATE  # noqa: E402
+from speechvae_jax.dsp.spectral import log_mel  # noqa: E402
+
 
 def _log_mel(audio: np.ndarray) -> np.ndarray:
     """Log10 mel [frames, 80] for display (n_fft 1024, hop 160)."""
-    import jax.numpy as jnp
-
-    from speechvae_jax.losses import spectral
-
-    mel = spectral.mel_spectrogram(jnp.asarray(audio, jnp.float32)[None], 16000, 1024, 160, 80)[0]
-    return np.log10(np.maximum(np.asarray(mel), 1e-5))
+    return np.asarray(log_mel(np.asarray(audio, np.float32)[None], SAMPLE_RATE, 1024, 160, 80)[0])
 
 
 def spectrogram_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: str) -> str:

@@ -10,7 +10,7 @@ Shapes: M = frames or utterances, D = feature width, B = utterances, T = frames,
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

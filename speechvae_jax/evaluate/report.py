@@ -10,13 +10,17 @@ import json
 import os
 import platform
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
 import tqdm
 from absl import logging
 
+from speechvae_jax import fileio
+from speechvae_jax.engine.checkpoint import load_config
 from speechvae_jax.evaluate import features, plots, reconstruction, scorers, understanding
+from speechvae_jax.export import writer
+from speechvae_jax.inference import load_for_inference
+from speechvae_jax.teachers import load_teacher
 
 PROTOCOL = 1                 # bump when a setting below changes: cached parts are then recomputed
 RECON_SPLIT = "test"
@@ -29,25 +33,10 @@ RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance"
 AXES = ("reconstruction", "understanding")
 
 
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=_json_default)
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
 def cached(path: str, key: dict, compute: Callable[[], dict]) -> dict:
     """The `result` stored at path if its `key` equals key (after a JSON round trip), else
     compute(), store {key, result} atomically and return it."""
-    key = json.loads(json.dumps(key, default=_json_default))
+    key = json.loads(fileio.to_json(key))
     if os.path.exists(path):
         try:
             with open(path) as f:
@@ -59,8 +48,8 @@ def cached(path: str, key: dict, compute: Callable[[], dict]) -> dict:
             logging.warning("unreadable cache %s; recomputing", path)
     result = compute()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _write_json(path, {"key": key, "result": result})
-    return json.loads(json.dumps(result, default=_json_default))
+    fileio.atomic_write_json(path, {"key": key, "result": result}, sort_keys=True)
+    return json.loads(fileio.to_json(result))
 
 
 def _ids_hash(ids: Sequence[str]) -> str:
@@ -108,24 +97,21 @@ def _reconstruction(model, splits: _Splits, eval_dir: str, run_key: dict) -> dic
 # ----------------------------------------------------------------------------------------------
 # Understanding.
 
-def _teacher_source(config) -> tuple[Callable | None, str, str]:
+def _teacher_source(config, hop: int) -> tuple[Callable | None, str, str]:
     """(extractor of feature items from records or None, teacher identity, skip reason)."""
     path = config.teacher.path if "teacher" in config else ""
     if not path or not os.path.isdir(path):
         return None, "", f"teacher path {path!r} not found"
-    from speechvae_jax.teachers import load_teacher
 
     teacher = load_teacher(path)
     layer = config.teacher.layer
-    return (lambda records: features.teacher_items(teacher, layer, records)), teacher.identity, ""
+    return (lambda records: features.teacher_items(teacher, layer, records, hop)), teacher.identity, ""
 
 
 def _export_dir(workdir: str, model, data: str, split: str, records: list[dict]) -> str:
     """An export of `split` by this checkpoint: RUN/export/<split> when its manifest names this
     checkpoint, else RUN/eval/latents/<split>-<hash>-<count>, exported now with
     `export.writer.export_model` for the selected records only (resumable like any export)."""
-    from speechvae_jax.export import writer
-
     full = os.path.join(workdir, "export", split)
     manifest = os.path.join(full, "manifest.json")
     if os.path.exists(manifest):
@@ -143,15 +129,15 @@ def _export_dir(workdir: str, model, data: str, split: str, records: list[dict])
 
 
 def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, run_key: dict) -> dict:
-    teacher_fn, teacher_id, teacher_skip = _teacher_source(config)
+    teacher_fn, teacher_id, teacher_skip = _teacher_source(config, model.hop)
     extractors = {
         "latent": lambda split, recs: _latent(workdir, model, splits.data, split, recs),
         "teacher": (lambda split, recs: teacher_fn(recs)) if teacher_fn else None,
-        "log_mel": lambda split, recs: features.log_mel_items(recs),
+        "log_mel": lambda split, recs: features.log_mel_items(recs, model.hop),
     }
     identity = {"latent": {"step": run_key["step"], "checkpoint_hash": run_key["checkpoint_hash"]},
                 "teacher": {"teacher": teacher_id, "layer": config.teacher.layer if teacher_fn else None},
-                "log_mel": {"mel": features.MEL}}
+                "log_mel": {"mel": {**features.MEL, "hop": model.hop}}}
     items_cache: dict = {}
 
     def items(fs: str, split: str) -> list[dict]:
@@ -171,7 +157,7 @@ def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, 
                "utterances": {s: PROBE_UTTERANCES[s] for s in (spec["train"], spec["test"])},
                "seeds": list(understanding.SEEDS), "heads": list(understanding.HEADS)}
         path = os.path.join(eval_dir, "parts", "understanding", f"{fs}__{task}.json")
-        out.setdefault(task, {})[fs] = cached(path, key, lambda: _run_task(task, fs, spec, items, splits))
+        out.setdefault(task, {})[fs] = cached(path, key, lambda: _run_task(task, fs, spec, items, splits, model.hop))
     return out
 
 
@@ -183,7 +169,7 @@ def _latent(workdir: str, model, data: str, split: str, records: list[dict]) -> 
     return got
 
 
-def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits) -> dict:
+def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, hop: int) -> dict:
     """One probe part; a split the data source lacks makes it a reported skip."""
     t0 = time.time()
     try:
@@ -191,7 +177,7 @@ def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits) 
     except (ValueError, OSError, KeyError) as e:
         logging.warning("%s on %s skipped: %s", task, fs, e)
         return {"task": task, "metric": spec["metric"], "skipped": f"data unavailable: {e}"}
-    res = understanding.run_task(task, train, test)
+    res = understanding.run_task(task, train, test, hop=hop)
     res["wall_seconds"] = time.time() - t0
     res["datasets"] = {s: splits.info[f"{s}@{PROBE_UTTERANCES[s]}"] for s in (spec["train"], spec["test"])}
     return res
@@ -203,8 +189,6 @@ def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits) 
 def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) -> dict:
     """Evaluate run `workdir` on `axes` with data source `data` (default: the run's
     config.data.source). Writes RUN/eval/{report.json, report.md, *.png}; returns the report."""
-    from speechvae_jax.train.checkpoint import load_config, load_for_inference
-
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
@@ -232,7 +216,7 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
         report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key)
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)
-    _write_json(os.path.join(eval_dir, "report.json"), report)
+    fileio.atomic_write_json(os.path.join(eval_dir, "report.json"), report, sort_keys=True)
     with open(os.path.join(eval_dir, "report.md"), "w") as f:
         f.write(format_markdown(report))
     logging.info("evaluation written to %s", eval_dir)

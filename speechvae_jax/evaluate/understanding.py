@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from speechvae_jax.constants import LATENT_HOP
 from speechvae_jax.evaluate import probes
 from speechvae_jax.export.records import frame_timings
 
@@ -48,7 +49,7 @@ def tokens_of(item: dict, label: str) -> list[str]:
     return str(item.get(label, "")).split()
 
 
-def frame_labels(item: dict) -> np.ndarray:
+def frame_labels(item: dict, hop: int = LATENT_HOP) -> np.ndarray:
     """Phoneme id strings per frame [T] (object; None where no phoneme covers the frame), from the
     sample-domain timings `phoneme_starts` / `phoneme_ends` (later spans win on overlaps)."""
     t = len(item["x"])
@@ -57,7 +58,7 @@ def frame_labels(item: dict) -> np.ndarray:
     out = np.full(t, None, object)
     if starts is None or ends is None or len(phones) != len(starts) or len(phones) == 0:
         return out
-    sf, ef = frame_timings(np.asarray(starts), np.asarray(ends), 400, t)
+    sf, ef = frame_timings(np.asarray(starts), np.asarray(ends), hop, t)
     for p, a, b in zip(phones, sf, ef):
         out[a:b] = p
     return out
@@ -67,7 +68,7 @@ def _vocab(values) -> dict:
     return {v: i for i, v in enumerate(sorted(set(values)))}
 
 
-def probe_inputs(task: dict, train: list[dict], test: list[dict]) -> tuple[dict, dict]:
+def probe_inputs(task: dict, train: list[dict], test: list[dict], hop: int = LATENT_HOP) -> tuple[dict, dict]:
     """(kwargs for the task's probe function, info) from feature items; raises TaskSkipped."""
     kind, label = task["kind"], task["label"]
     if not train or not test:
@@ -85,7 +86,7 @@ def probe_inputs(task: dict, train: list[dict], test: list[dict]) -> tuple[dict,
         return kwargs, {"classes": len(vocab), "train_items": len(tr), "test_items": len(te),
                         "test_items_unknown_label": len(test) - len(te)}
     if kind == "frame":
-        lab = {id(it): frame_labels(it) for it in train + test}
+        lab = {id(it): frame_labels(it, hop) for it in train + test}
         vocab = _vocab(p for it in train for p in lab[id(it)] if p is not None)
         if len(vocab) < 2:
             raise TaskSkipped("no phoneme timings in the training utterances")
@@ -120,12 +121,13 @@ PROBES = {"frame": probes.train_frame_probe, "utterance": probes.train_utterance
           "ctc": probes.train_ctc_probe}
 
 
-def run_task(name: str, train: list[dict], test: list[dict], *, seeds: tuple[int, ...] | None = None) -> dict:
+def run_task(name: str, train: list[dict], test: list[dict], *, seeds: tuple[int, ...] | None = None,
+             hop: int = LATENT_HOP) -> dict:
     """Run task `name` on feature items: {"task", "metric", "info", "heads": {head: over_seeds
     result with "value_mean"/"value_std" = the task metric}} or {"skipped": reason}."""
     task, seeds = TASKS[name], SEEDS if seeds is None else seeds
     try:
-        kwargs, info = probe_inputs(task, train, test)
+        kwargs, info = probe_inputs(task, train, test, hop)
     except TaskSkipped as e:
         return {"task": name, "metric": task["metric"], "skipped": str(e)}
     key = "error_rate" if task["kind"] == "ctc" else "accuracy"

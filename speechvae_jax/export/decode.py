@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import soundfile as sf
 from absl import logging
 from tqdm import tqdm
 
+from speechvae_jax.constants import SAMPLE_RATE
 from speechvae_jax.export import codec
 from speechvae_jax.export.reader import latent_source
-
-SAMPLE_RATE = 16000
+from speechvae_jax.inference import load_for_inference
 
 
 def wav_name(uid: str) -> str:
@@ -52,8 +52,6 @@ def decode_latents(workdir: str, latents_dir: str, out_dir: str, ids: Sequence[s
                    step: int | None = None) -> list[str]:
     """`speechvae decode`: decode an export with the EMA model of `workdir` (default: the exporting
     checkpoint's step if the run still has it, else its latest)."""
-    from speechvae_jax.train.checkpoint import load_for_inference
-
     exported = latent_source(latents_dir).manifest["checkpoint"]
     try:
         model = load_for_inference(workdir, exported["step"] if step is None else step)

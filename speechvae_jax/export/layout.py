@@ -39,17 +39,6 @@ def remove_stale(path: str) -> None:
         os.remove(stale)
 
 
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=1) + "\n"
-
-
-def write_json_atomic(path: str, obj, process_index: int = 0) -> None:
-    tmp = tmp_path(path, process_index)
-    with open(tmp, "w") as f:
-        f.write(dumps(obj))
-    os.replace(tmp, path)
-
-
 def read_json(path: str) -> dict:
     with open(path) as f:
         return json.load(f)

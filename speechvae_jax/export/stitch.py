@@ -13,7 +13,7 @@ bucket (missing rows are zeros), so there is no recompilation storm.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

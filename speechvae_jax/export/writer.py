@@ -20,11 +20,14 @@ from absl import logging
 from array_record.python import array_record_module
 from tqdm import tqdm
 
+from speechvae_jax import fileio
+from speechvae_jax.constants import SAMPLE_RATE
 from speechvae_jax.data.audio import AudioError
+from speechvae_jax.data.sources import open_source
 from speechvae_jax.export import codec, layout, records
+from speechvae_jax.inference import load_for_inference
 
 FORMAT = "speechvae-latents/1"
-SAMPLE_RATE = 16000
 WRITER_OPTIONS = "group_size:1,uncompressed"
 MODES = ("mean", "sample")
 DTYPES = ("float16", "float32")
@@ -59,9 +62,6 @@ def export_latents(workdir: str, data_spec: str, out_dir: str, *, split: str = "
 
     Returns the manifest on process 0 (None on the others).
     """
-    from speechvae_jax.data.sources import open_source
-    from speechvae_jax.train.checkpoint import load_for_inference
-
     model = load_for_inference(workdir, step)
     source = open_source(data_spec, split)
     options = ExportOptions(mode=mode, dtype=dtype, seed=seed, shard_size=shard_size, buckets=buckets)
@@ -94,7 +94,7 @@ def export_model(model, source, out_dir: str, *, source_spec: str, split: str,
     if pi != 0:
         return None
     manifest = build_manifest(out_dir, settings, context)
-    layout.write_json_atomic(os.path.join(out_dir, layout.MANIFEST), manifest, pi)
+    fileio.atomic_write_json(os.path.join(out_dir, layout.MANIFEST), manifest)
     logging.info("export: %d records (%.1f s of audio), %d skipped -> %s", manifest["counts"]["records"],
                  manifest["total_seconds"], manifest["counts"]["skipped"], out_dir)
     return manifest
@@ -111,7 +111,7 @@ def _settings(model, source_spec, split, num_inputs, num_shards, options: Export
         "shard_size": int(options.shard_size), "num_shards": num_shards,
         "max_seconds": float(options.buckets.max_seconds),
     }
-    return json.loads(layout.dumps(settings))
+    return json.loads(fileio.to_json(settings))
 
 
 def _claim(out_dir: str, settings: dict, pi: int) -> None:
@@ -124,7 +124,7 @@ def _claim(out_dir: str, settings: dict, pi: int) -> None:
             raise ExportError(f"{out_dir} holds an export with different settings ({', '.join(diff)}); "
                               "use another --out or delete it")
         return
-    layout.write_json_atomic(path, settings, pi)
+    fileio.atomic_write_json(path, settings)
 
 
 def _shard_done(out_dir: str, k: int, num_shards: int) -> bool:
@@ -206,7 +206,7 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
     os.replace(tmp, path)
     summary_path = os.path.join(out_dir, layout.summary_name(k, num_shards))
     layout.remove_stale(summary_path)
-    layout.write_json_atomic(summary_path, summary, pi)
+    fileio.atomic_write_json(summary_path, summary)
     return summary
 
 

@@ -17,6 +17,12 @@ def sigma_from_scale(scale):
     return jax.nn.softplus(jnp.asarray(scale, jnp.float32)) + 1e-4
 
 
+def posterior(stats):
+    """stats [B, T, 2L] -> (mean, sigma) float32 [B, T, L]: the one way stats become a posterior."""
+    mean, scale = split_stats(stats)
+    return mean, sigma_from_scale(scale)
+
+
 def sample(mean, sigma, rng):
     """z = mean + sigma * eps, eps ~ N(0, 1) drawn from `rng`; float32 [B, T, L]."""
     eps = jax.random.normal(rng, jnp.shape(mean), jnp.float32)

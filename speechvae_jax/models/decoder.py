@@ -5,7 +5,8 @@ channels, then the mean of AMP residual blocks (one per kernel size, each with t
 SnakeBeta before every conv); SnakeBeta, conv(7) to 1 channel, tanh. Activations are not
 anti-aliased (no 2x up/down-sampling around SnakeBeta).
 """
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp

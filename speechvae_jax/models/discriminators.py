@@ -4,17 +4,15 @@ Every sub-discriminator maps audio [B, N] to `(logits, feature_maps)`: logits fl
 [B, ...]), feature_maps a list of the activations after each hidden layer. `Discriminators(cfg)`
 concatenates the lists of all enabled families (order: mpd, cqt, stft).
 """
-import functools
-import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import numpy as np
 from ml_collections import ConfigDict
 
-from speechvae_jax.losses.spectral import stft
+from speechvae_jax.dsp.cqt import cqt
+from speechvae_jax.dsp.filters import upsample2
+from speechvae_jax.dsp.spectral import stft
 
 _F32 = jnp.float32
 
@@ -46,87 +44,6 @@ class PeriodDiscriminator(nn.Module):
         x = _conv2d(1, (3, 1))(x)
         fmaps.append(x)
         return x.reshape(x.shape[0], -1), fmaps
-
-
-@functools.lru_cache(maxsize=None)
-def halfband_interpolator(half_width: int = 16) -> np.ndarray:
-    """Hann-windowed sinc taps [2 * half_width] giving x at n + 1/2 from x[n - hw + 1 .. n + hw]."""
-    offsets = np.arange(-half_width + 1, half_width + 1)
-    pos = offsets - 0.5
-    window = 0.5 + 0.5 * np.cos(np.pi * pos / (half_width + 0.5))
-    return (np.sinc(pos) * window).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=None)
-def lowpass_half(num_taps: int = 63) -> np.ndarray:
-    """Linear-phase low-pass FIR [num_taps] at a quarter of the sample rate (anti-alias before /2)."""
-    n = np.arange(num_taps) - (num_taps - 1) / 2
-    taps = 0.5 * np.sinc(0.5 * n) * np.kaiser(num_taps, 8.0)
-    return (taps / taps.sum()).astype(np.float32)
-
-
-def _fir(x, taps, stride=1, padding=None):
-    """Correlate x [B, L] with taps [K] (float32); padding defaults to "same"."""
-    k = len(taps)
-    padding = padding or (k // 2, k - 1 - k // 2)
-    y = jax.lax.conv_general_dilated(x[:, :, None], jnp.asarray(taps)[:, None, None], (stride,), [padding],
-                                     dimension_numbers=("NWC", "WIO", "NWC"))
-    return y[:, :, 0]
-
-
-def upsample2(x):
-    """Band-limited 2x upsampling: x [B, L] -> [B, 2L] (even samples are x, odd ones sinc-interpolated)."""
-    taps = halfband_interpolator()
-    hw = len(taps) // 2
-    half = _fir(x, taps, padding=(hw - 1, hw))
-    return jnp.stack([x, half], axis=-1).reshape(x.shape[0], -1)
-
-
-@functools.lru_cache(maxsize=None)
-def cqt_kernels(sample_rate: float, fmin: float, n_octaves: int, bins_per_octave: int):
-    """Complex kernels of the top octave: (real, imag) each [K, bins_per_octave], K a power of two.
-
-    Bin k has centre f_k = fmin * 2**(n_octaves - 1 + k / bpo), Q = 1 / (2**(1/bpo) - 1), length
-    ceil(Q * sr / f_k), a Hann window normalised to unit L1 norm, centred in K samples. Lower octaves
-    reuse these kernels on the signal decimated by 2 per octave.
-    """
-    q = 1.0 / (2.0 ** (1.0 / bins_per_octave) - 1.0)
-    freqs = fmin * 2.0 ** (n_octaves - 1 + np.arange(bins_per_octave) / bins_per_octave)
-    if freqs[-1] >= sample_rate / 2:
-        raise ValueError(f"CQT top bin {freqs[-1]:.0f} Hz is above Nyquist of {sample_rate} Hz")
-    lengths = np.ceil(q * sample_rate / freqs).astype(int)
-    size = int(2 ** math.ceil(math.log2(lengths.max())))
-    kernels = np.zeros((size, bins_per_octave), np.complex128)
-    for k, (f, n) in enumerate(zip(freqs, lengths)):
-        t = np.arange(n) - (n - 1) / 2
-        win = np.hanning(n)
-        start = (size - n) // 2
-        kernels[start:start + n, k] = win / win.sum() * np.exp(2j * np.pi * f * t / sample_rate)
-    return kernels.real.astype(np.float32), kernels.imag.astype(np.float32)
-
-
-def cqt(x, sample_rate: float, hop: int, fmin: float, n_octaves: int, bins_per_octave: int):
-    """Multirate constant-Q transform: x [B, L] -> complex64 [B, L // hop, n_octaves * bpo], low to high.
-
-    Octave o (0 = top) convolves the signal decimated by 2**o with the top-octave kernels at hop
-    hop / 2**o, so every octave has the same frame count. L must be a multiple of hop, and hop of
-    2**(n_octaves - 1).
-    """
-    if hop % 2 ** (n_octaves - 1) or x.shape[1] % hop:
-        raise ValueError(f"cqt: hop {hop} must be divisible by 2**{n_octaves - 1} and length {x.shape[1]} by hop")
-    real, imag = cqt_kernels(float(sample_rate), float(fmin), n_octaves, bins_per_octave)
-    kernel = jnp.asarray(np.concatenate([real, imag], axis=1))[:, None, :]  # [K, 1, 2 * bpo]
-    size = kernel.shape[0]
-    octaves = []
-    for o in range(n_octaves):
-        h = hop // 2 ** o
-        y = jax.lax.conv_general_dilated(x[:, :, None], kernel, (h,), [(size // 2, size // 2 - 1)],
-                                         dimension_numbers=("NWC", "WIO", "NWC"))
-        y = y[:, : x.shape[1] // h]
-        octaves.append(jax.lax.complex(y[..., :bins_per_octave], y[..., bins_per_octave:]))
-        if o < n_octaves - 1:
-            x = _fir(x, lowpass_half(), stride=2)
-    return jnp.concatenate(octaves[::-1], axis=-1)
 
 
 class CQTDiscriminator(nn.Module):

@@ -5,7 +5,8 @@ dilations (1, 3, 9), Snake, strided conv (kernel 2 * stride). A final Snake give
 last layer `last` (a 1x1 projection, nn.Dense) maps them to mean and scale.
 """
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp

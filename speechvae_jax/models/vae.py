@@ -1,7 +1,7 @@
 """SpeechVAE: DAC-style encoder + VAE bottleneck + BigVGAN decoder, configured by the `model` ConfigDict.
 
-Training calls the methods through `apply(..., method=...)`: `encode_features`, `encode_head`,
-`decode`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"]) and
+`encode` gives the posterior (mean, sigma); training calls its two halves `encode_features` and
+`encode_head` (the adaptive-weighting anchor sits between them) and `decode` through `apply(..., method=...)`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"]) and
 params["decoder"].
 """
 import math
@@ -50,6 +50,10 @@ class SpeechVAE(nn.Module):
         """h [B, T, C] -> stats [B, T, 2 * latent_dim] float32 (mean first, then scale)."""
         return self.encoder.head(h)
 
+    def encode(self, audio):
+        """audio [B, N] -> (mean, sigma) float32 [B, ceil(N / hop), latent_dim]: the posterior."""
+        return bottleneck.posterior(self.encode_head(self.encode_features(audio)))
+
     def decode(self, z):
         """z [B, T, latent_dim] -> audio float32 [B, T * hop]."""
         return self.decoder(z)
@@ -59,7 +63,6 @@ class SpeechVAE(nn.Module):
 
         z is the mean, or a sample drawn with the "sample" RNG stream when `rng_sample`.
         """
-        mean, scale = bottleneck.split_stats(self.encode_head(self.encode_features(audio)))
-        sigma = bottleneck.sigma_from_scale(scale)
+        mean, sigma = self.encode(audio)
         z = bottleneck.sample(mean, sigma, self.make_rng("sample")) if rng_sample else mean
         return self.decode(z), mean, sigma

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
 from flax import serialization
 from tqdm import tqdm
 
+from speechvae_jax import fileio
+from speechvae_jax.data import audio as audio_lib
+from speechvae_jax.data import pipeline
 from speechvae_jax.teachers.store import Teacher, load_teacher
 
 RECORDS_FILE = "features.array_record"
@@ -52,7 +55,6 @@ def check_identity(found: dict, expected: dict, where: str) -> None:
 def _batches(teacher: Teacher, data_spec: str, split: str, batch_size: int, skips):
     """Padded batches for layer-norm teachers; exact-length single utterances for group-norm ones
     (their first conv normalises over the whole input, padding included)."""
-    from speechvae_jax.data import pipeline
     if teacher.config.feat_extract_norm == "group":
         return pipeline.utterance_batches(data_spec, batch_size=1, bucket_samples=1, split=split, skips=skips)
     return pipeline.utterance_batches(data_spec, batch_size=batch_size, bucket_samples=16000, split=split,
@@ -64,7 +66,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
     """Compute and store the teacher's `layers` (default: its default layer) for every utterance of
     `data_spec[split]`. A complete cache with the same identity is kept; a different one is refused."""
     from array_record.python.array_record_module import ArrayRecordWriter
-    from speechvae_jax.data import audio as audio_lib
+
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r}: use float32 or float16")
     teacher = load_teacher(teacher_path)
@@ -101,10 +103,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
         logging.warning(skips.summary())
     meta = {**identity, "data": data_spec, "split": split, "dtype": dtype, "ids": ids,
             "skipped": len(skips), "complete": True}
-    tmp = meta_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f)
-    os.replace(tmp, meta_path)
+    fileio.atomic_write_json(meta_path, meta)
     print(f"teacher feature cache: {len(ids)} utterances ({len(skips)} skipped) -> {out_dir}")
     return out_dir
 

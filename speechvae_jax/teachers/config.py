@@ -92,7 +92,7 @@ class EncoderConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EncoderConfig":
+    def from_dict(cls, d: dict[str, Any]) -> EncoderConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

@@ -28,14 +28,6 @@ def activation(name: str, x: jax.Array) -> jax.Array:
     return jax.nn.relu(x)
 
 
-def frame_mask_from_samples(cfg: EncoderConfig, sample_mask: jax.Array, num_frames: int) -> jax.Array:
-    """Valid conv-output frames [B,T] (bool) of right-padded audio with sample mask [B,N]."""
-    lengths = jnp.sum(sample_mask.astype(jnp.int32), axis=-1)
-    for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
-        lengths = jnp.floor_divide(lengths - k, s) + 1
-    return jnp.arange(num_frames)[None, :] < lengths[:, None]
-
-
 def normalize_audio(audio: jax.Array, sample_mask: jax.Array | None) -> jax.Array:
     """Zero-mean unit-variance per utterance over its valid samples; padding set to 0. [B,N]."""
     x = audio.astype(jnp.float32)

@@ -8,11 +8,13 @@ Resampling follows the release (a fixed-size resize of the whole padded batch):
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from speechvae_jax.dsp.frames import frame_mask
 
 METHODS = ("linear", "avgpool")
 
@@ -79,16 +81,13 @@ def target_frame_mask(sample_mask: jax.Array, t_in: int, num_frames: int, method
     Frame t is valid when it is a real latent frame (t < ceil(len / latent_hop)) and every teacher
     frame it reads is a real teacher frame (index < floor((len - receptive_field) / hop) + 1).
     """
-    lengths = jnp.sum(sample_mask.astype(jnp.int32), axis=-1)[:, None]
-    latent_len = -(-lengths // latent_hop)
-    teacher_len = jnp.maximum(jnp.floor_divide(lengths - receptive_field, hop) + 1, 0)
     if method == "linear":
         i0, i1, lam = _linear_positions(t_in, num_frames)
         last_read = np.where(lam > 0, i1, i0)
     else:
         last_read = _pool_windows(t_in, num_frames)[1] - 1
-    t = jnp.arange(num_frames)[None, :]
-    return (t < latent_len) & (jnp.asarray(last_read)[None, :] < teacher_len)
+    teacher_real = frame_mask(sample_mask, t_in, hop, receptive_field)
+    return frame_mask(sample_mask, num_frames, latent_hop) & teacher_real[:, jnp.asarray(last_read)]
 
 
 def teacher_targets(hidden_states: Sequence[jax.Array], layers: int | Sequence[int] | str, num_frames: int,

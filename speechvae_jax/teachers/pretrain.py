@@ -30,9 +30,11 @@ from absl import logging
 from flax import serialization
 from tqdm import tqdm
 
+from speechvae_jax.data import sources
+from speechvae_jax.dsp.frames import frame_mask
 from speechvae_jax.teachers import labels as labels_lib
 from speechvae_jax.teachers.config import EncoderConfig
-from speechvae_jax.teachers.encoder import LayerNorm, SSLEncoder, frame_mask_from_samples, normalize_audio
+from speechvae_jax.teachers.encoder import LayerNorm, SSLEncoder, normalize_audio
 from speechvae_jax.teachers.store import is_complete, save_teacher
 
 STATE_FILE = "pretrain_state.msgpack"
@@ -55,25 +57,12 @@ def _config_hash(config) -> str:
 
 
 def load_split(spec: str, split: str, limit: int | None = None) -> list[dict]:
-    """Records {"id", "audio"} of a split; unreadable items are counted and logged, not fatal."""
-    from speechvae_jax.data import audio as audio_lib
-    from speechvae_jax.data import sources
-    source = sources.open_source(spec, split)
-    skips = audio_lib.SkipLog(f"{spec}[{split}]")
-    out = []
-    n = len(source) if limit is None else min(limit, len(source))
-    for i in tqdm(range(n), desc=f"reading {split}", unit="utt", leave=False):
-        try:
-            rec = source[i]
-        except audio_lib.AudioError as err:
-            skips.add(err)
-            continue
-        out.append({"id": rec["id"], "audio": np.asarray(rec["audio"], np.float32)})
-    if len(skips):
-        logging.warning(skips.summary())
-    if not out:
+    """Records {"id", "audio"} of a split (`limit` evenly spaced ones); unreadable items are counted
+    and logged, not fatal."""
+    records, _ = sources.read_records(spec, split, limit, progress=True)
+    if not records:
         raise ValueError(f"{spec} split {split!r}: no readable utterances")
-    return out
+    return [{"id": r["id"], "audio": np.asarray(r["audio"], np.float32)} for r in records]
 
 
 def _labels(records: list[dict], lab_cfg, kmeans: dict | None, seed: int):
@@ -107,10 +96,10 @@ def _loss_fn(model, cfg, masked_weight: float):
 
     def loss(params, batch, mask_time):
         audio = normalize_audio(batch["audio"], batch["mask"]) if cfg.do_normalize else batch["audio"]
-        frame_mask = frame_mask_from_samples(cfg, batch["mask"], batch["labels"].shape[1])
-        logits = model.apply({"params": params}, audio, frame_mask, mask_time).astype(jnp.float32)
+        frames = frame_mask(batch["mask"], batch["labels"].shape[1], cfg.hop, cfg.receptive_field)
+        logits = model.apply({"params": params}, audio, frames, mask_time).astype(jnp.float32)
         target = batch["labels"]
-        known = frame_mask & (target >= 0)
+        known = frames & (target >= 0)
         masked, unmasked = (known & mask_time).astype(jnp.float32), (known & ~mask_time).astype(jnp.float32)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(target, 0))
         total = masked_weight * mean_over(ce, masked) + (1.0 - masked_weight) * mean_over(ce, unmasked)

@@ -10,15 +10,18 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from speechvae_jax import fileio
+from speechvae_jax.dsp.frames import frame_mask
 from speechvae_jax.teachers.config import EncoderConfig
-from speechvae_jax.teachers.encoder import SSLEncoder, frame_mask_from_samples, normalize_audio
+from speechvae_jax.teachers.encoder import SSLEncoder, normalize_audio
 
 FORMAT = "speechvae_jax.teacher"
 CONFIG_FILE = "config.json"
@@ -47,10 +50,7 @@ def save_teacher(path: str, cfg: EncoderConfig, params: Any, default_layer: int,
     save_file(flat, os.path.join(path, PARAMS_FILE))
     record = {"format": FORMAT, "version": 1, "encoder": cfg.to_dict(), "default_layer": int(default_layer),
               "identity": teacher_identity(cfg, params), **(meta or {}), "complete": True}
-    tmp = os.path.join(path, CONFIG_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, os.path.join(path, CONFIG_FILE))
+    fileio.atomic_write_json(os.path.join(path, CONFIG_FILE), record)
 
 
 def is_complete(path: str) -> bool:
@@ -98,7 +98,7 @@ class Teacher:
 
     def frame_mask(self, sample_mask: jax.Array, num_frames: int) -> jax.Array:
         """Valid teacher frames [B,T] (bool) of audio with sample mask [B,N]."""
-        return frame_mask_from_samples(self.config, sample_mask, num_frames)
+        return frame_mask(sample_mask, num_frames, self.hop, self.receptive_field)
 
     def apply_fn(self, params: Any, audio: jax.Array, mask: jax.Array | None = None) -> list[jax.Array]:
         audio = jnp.asarray(audio, jnp.float32)
@@ -112,8 +112,8 @@ class Teacher:
         if num_frames <= 0:
             raise ValueError(f"teacher input of {audio.shape[1]} samples is shorter than its receptive field "
                              f"({self.config.receptive_field})")
-        frame_mask = None if mask is None else frame_mask_from_samples(self.config, mask, num_frames)
-        return self.module.apply({"params": params}, audio, frame_mask)
+        frames = None if mask is None else self.frame_mask(mask, num_frames)
+        return self.module.apply({"params": params}, audio, frames)
 
 
 def build_teacher(cfg: EncoderConfig, params: Any, default_layer: int, meta: dict | None = None) -> Teacher:

@@ -20,8 +20,12 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from speechvae_jax.data import pipeline
-from speechvae_jax.train import checkpoint, mesh as mesh_lib, steps
-from speechvae_jax.train.logging import RunLogger
+from speechvae_jax.engine import checkpoint
+from speechvae_jax.engine import mesh as mesh_lib
+from speechvae_jax.engine.logging import RunLogger
+from speechvae_jax.teachers import load_teacher
+from speechvae_jax.teachers.cache import CachedTargets
+from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
 
 # Config sections that must not change when a run resumes (they change shapes or the data order).
@@ -69,7 +73,6 @@ def load_teacher_for(config: ConfigDict, mesh) -> tuple[Any, Any, int | None]:
     """(teacher, replicated params, feature width) or (None, None, None) without alignment."""
     if config.alignment.scheme == "none":
         return None, None, None
-    from speechvae_jax.teachers import load_teacher
 
     teacher = load_teacher(config.teacher.path)
     params = jax.device_put(teacher.params, mesh_lib.replicated(mesh))
@@ -136,7 +139,6 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> dict:
 
     features = None
     if teacher is not None and config.teacher.cache_dir:
-        from speechvae_jax.teachers.cache import CachedTargets
         low = config.alignment.teacher_layer_low
         features = CachedTargets(config.teacher.cache_dir, teacher,
                                  [config.teacher.layer] + ([] if low is None else [low]))

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
+from speechvae_jax.dsp.frames import frame_mask
 from speechvae_jax.losses import adversarial, alignment, kl, spectral, weighting
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.projection import align_subspace
@@ -29,13 +30,6 @@ from speechvae_jax.teachers.features import teacher_targets
 from speechvae_jax.train.state import Modules, ema_update
 
 Batch = dict[str, jax.Array]
-
-
-def frame_mask_from_samples(mask: jax.Array, hop: int, num_frames: int) -> jax.Array:
-    """[B,N] sample mask -> [B,T] bool: a frame is real when its first sample is."""
-    pad = num_frames * hop - mask.shape[1]
-    mask = jnp.pad(mask, ((0, 0), (0, max(pad, 0))))[:, : num_frames * hop]
-    return mask[:, ::hop] > 0
 
 
 def stft_loss(lcfg: ConfigDict, estimate: jax.Array, reference: jax.Array) -> jax.Array:
@@ -71,7 +65,7 @@ def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch
     """
     audio, mask = batch["audio"], batch["mask"]
     if not m.aligning:
-        return None, None, frame_mask_from_samples(mask, m.config.model.hop, num_frames)
+        return None, None, frame_mask(mask, num_frames, m.config.model.hop)
     low = m.config.alignment.teacher_layer_low
     if "teacher" in batch:
         hidden = [batch["teacher"][:, k] for k in range(batch["teacher"].shape[1])]
@@ -83,9 +77,9 @@ def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch
                                 sample_mask=mask > 0, method=m.config.teacher.interp,
                                 hop=teacher.hop, receptive_field=teacher.receptive_field,
                                 latent_hop=m.config.model.hop)
-    s, frame_mask = targets(high_idx)
+    s, fmask = targets(high_idx)
     s_low = None if low is None else targets(low_idx)[0]
-    return s, s_low, frame_mask
+    return s, s_low, fmask
 
 
 def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng: jax.Array,
@@ -95,7 +89,7 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
     audio, mask = batch["audio"], batch["mask"]
     n = audio.shape[1]
     target = audio * mask
-    s, s_low, frame_mask = targets
+    s, s_low, fmask = targets
 
     def trunk(p):
         return m.vae.apply({"params": p}, audio, method="encode_features")
@@ -110,8 +104,8 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
     eps = jax.random.normal(rng, mean0.shape, jnp.float32)
 
     def latent(st):
-        mean, scale = bottleneck.split_stats(st)
-        return mean + bottleneck.sigma_from_scale(scale) * eps
+        mean, sigma = bottleneck.posterior(st)
+        return mean + sigma * eps
 
     ratio = acfg.subspace_ratio if m.aligning else 1.0
 
@@ -154,8 +148,7 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
         metrics.update({f"loss/{k}": v for k, v in parts.items()})
 
     def kl_loss(st):
-        mean, scale = bottleneck.split_stats(st)
-        return kl.vae_kl(mean, bottleneck.sigma_from_scale(scale), frame_mask)
+        return kl.vae_kl(*bottleneck.posterior(st), fmask)
 
     l_kl, g_stats_kl = jax.value_and_grad(kl_loss)(stats)
     g_stats = g_stats + lcfg.kl_weight * g_stats_kl
@@ -175,7 +168,7 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
                 p = proj(z)
                 st = proj(s, method="teacher")
                 st_low = None if s_low is None else proj(s_low, method="teacher", low=True)
-                terms = alignment.alignment_terms(acfg, p, st, frame_mask, s_low=st_low,
+                terms = alignment.alignment_terms(acfg, p, st, fmask, s_low=st_low,
                                                   margins_on=factors["margins_on"], mesh=m.mesh)
                 return terms[name]
             return fn
@@ -314,10 +307,8 @@ def make_step(m: Modules, teacher: Any, *, update: str, gan: bool, shardings: tu
 def generate(m: Modules, vae_params: Any, audio: jax.Array, mask: jax.Array, rng: jax.Array | None):
     """Reconstruction [B,N]: encode, sample (or the mean when rng is None), decode, masked."""
     n = audio.shape[1]
-    stats = m.vae.apply({"params": vae_params}, audio, method="encode_features")
-    stats = m.vae.apply({"params": vae_params}, stats, method="encode_head").astype(jnp.float32)
-    mean, scale = bottleneck.split_stats(stats)
-    z = mean if rng is None else bottleneck.sample(mean, bottleneck.sigma_from_scale(scale), rng)
+    mean, sigma = m.vae.apply({"params": vae_params}, audio, method="encode")
+    z = mean if rng is None else bottleneck.sample(mean, sigma, rng)
     y = m.vae.apply({"params": vae_params}, z, method="decode").astype(jnp.float32)
     return y[:, :n] * mask
 

@@ -2,7 +2,8 @@
 import numpy as np
 import soundfile as sf
 
-from speechvae_jax.data import check, corpus
+from speechvae_jax import corpus
+from speechvae_jax.data import check
 
 
 def test_check_folder_reports_problems_by_file(tmp_path):

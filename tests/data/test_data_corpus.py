@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from speechvae_jax.data import corpus, sources, synth, text
+from speechvae_jax.corpus import build as corpus
+from speechvae_jax.corpus import synth, text
+from speechvae_jax.data import sources
 
 
 def _dir(spec: str) -> str:

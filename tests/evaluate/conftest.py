@@ -47,12 +47,12 @@ def untrained_run(tmp_path_factory, tiny_corpus):
     import jax
     import orbax.checkpoint as ocp
 
+    from speechvae_jax.engine import checkpoint
     from speechvae_jax.models.vae import SpeechVAE
     from speechvae_jax.presets.run import vae_config
     from speechvae_jax.teachers import EncoderConfig
     from speechvae_jax.teachers.encoder import SSLEncoder
     from speechvae_jax.teachers.store import save_teacher
-    from speechvae_jax.train import checkpoint
 
     workdir = str(tmp_path_factory.mktemp("untrained_run"))
     teacher_cfg = EncoderConfig(kind="hubert", conv_dim=(8, 8, 8, 8, 8, 16, 16), conv_bias=True,

@@ -12,9 +12,10 @@ def tiny_model():
     import jax
     import jax.numpy as jnp
 
+    from speechvae_jax.engine.checkpoint import params_hash
+    from speechvae_jax.inference import InferenceModel
     from speechvae_jax.models.vae import SpeechVAE
     from speechvae_jax.presets.run import vae_config
-    from speechvae_jax.train.checkpoint import InferenceModel, params_hash
 
     config = vae_config("tiny", "none")
     params = jax.jit(SpeechVAE(config.model).init)(jax.random.PRNGKey(0), jnp.zeros((1, 800)))["params"]
@@ -26,7 +27,7 @@ def tiny_run(tiny_model, tmp_path_factory) -> str:
     """A run directory (config.json + Orbax checkpoint at step 7 with the EMA params) for the model."""
     import orbax.checkpoint as ocp
 
-    from speechvae_jax.train import checkpoint
+    from speechvae_jax.engine import checkpoint
 
     workdir = str(tmp_path_factory.mktemp("run"))
     with open(os.path.join(workdir, "config.json"), "w") as f:

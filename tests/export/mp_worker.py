@@ -17,8 +17,9 @@ def main(pid: int, count: int, port: str, params_path: str, config_path: str, sp
     from ml_collections import ConfigDict
 
     from speechvae_jax.data.sources import open_source
+    from speechvae_jax.engine.checkpoint import params_hash
     from speechvae_jax.export import writer
-    from speechvae_jax.train.checkpoint import InferenceModel, params_hash
+    from speechvae_jax.inference import InferenceModel
 
     with open(params_path, "rb") as f:
         params = serialization.msgpack_restore(f.read())

@@ -22,7 +22,8 @@ def loud_model(tiny_model, some_speech):
     decoder whisper (~1e-9), below 16-bit resolution; scaled, it peaks near 0.5 on this speech."""
     import jax
 
-    from speechvae_jax.train.checkpoint import InferenceModel, params_hash
+    from speechvae_jax.engine.checkpoint import params_hash
+    from speechvae_jax.inference import InferenceModel
 
     quiet = direct_reconstruction(tiny_model, [u["audio"] for u in some_speech[:1]])[0]
     gain = 0.5 / np.abs(quiet).max()

@@ -3,8 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from speechvae_jax.losses.adversarial import (feature_matching_loss, lsgan_discriminator_loss,
-                                               lsgan_generator_loss)
+from speechvae_jax.losses.adversarial import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss
 
 REAL = [(jnp.array([[1.0, 0.5]]), [jnp.array([1.0, 2.0]), jnp.array([[0.0]])]),
         (jnp.array([[0.0]]), [jnp.array([3.0])])]

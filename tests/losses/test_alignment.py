@@ -3,7 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from speechvae_jax.losses import alignment as A
 from speechvae_jax.presets.alignment import SCHEMES, alignment_config

@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from speechvae_jax.teachers.features import (resample_frames, select_layers, target_frame_mask,
-                                             teacher_targets)
+from speechvae_jax.teachers.features import resample_frames, select_layers, target_frame_mask, teacher_targets
 
 torch = pytest.importorskip("torch")
 

@@ -11,12 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from speechvae_jax.engine import checkpoint
+from speechvae_jax.inference import load_for_inference
+from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.teachers import EncoderConfig
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.teachers.store import save_teacher
-from speechvae_jax.train import checkpoint, loop, steps
+from speechvae_jax.train import loop, steps
 from speechvae_jax.train.state import Modules
-from speechvae_jax.presets.run import load_config_file
 from tests.train.test_steps import small_config, small_teacher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,7 +63,7 @@ def test_resume_gives_identical_losses(tiny_corpus, tmp_path):
         for k in a[s]:
             np.testing.assert_allclose(a[s][k], b[s][k], rtol=1e-6, err_msg=f"step {s} {k}")
     # The EMA weights of both runs agree too, and the inference loader reads them.
-    ma, mb = checkpoint.load_for_inference(straight), checkpoint.load_for_inference(resumed)
+    ma, mb = load_for_inference(straight), load_for_inference(resumed)
     assert ma.step == mb.step == 4 and ma.checkpoint_hash == mb.checkpoint_hash
     mean, sigma, fm = ma.encode(np.zeros((1, 16000), np.float32))
     assert mean.shape == (1, 40, 64) and fm.shape == (1, 40)

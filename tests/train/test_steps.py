@@ -1,17 +1,19 @@
 """The jitted train steps: gradient assembly, adaptive weights, NaN skipping, 1 vs 8 devices."""
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from speechvae_jax.dsp.frames import frame_mask
+from speechvae_jax.engine import mesh as mesh_lib
 from speechvae_jax.losses import adversarial, alignment, kl
 from speechvae_jax.models import bottleneck
 from speechvae_jax.presets.run import load_config_file
-from speechvae_jax.train import mesh as mesh_lib
-from speechvae_jax.train import steps
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
+from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
 
 TEACHER_DIM = 24
@@ -50,7 +52,7 @@ def make_batch(b=2, n=N, seed=0):
 def make_targets(batch, seed=1):
     frames = -(-batch["audio"].shape[1] // 400)
     s = jax.random.normal(jax.random.PRNGKey(seed), (batch["audio"].shape[0], frames, TEACHER_DIM))
-    fm = steps.frame_mask_from_samples(batch["mask"], 400, frames)
+    fm = frame_mask(batch["mask"], frames, 400)
     return s * fm[..., None], None, fm
 
 

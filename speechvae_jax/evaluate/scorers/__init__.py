@@ -6,17 +6,17 @@ means (and corpus-level WER/CER as ratios of summed counts)."""
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from speechvae_jax.constants import SAMPLE_RATE  # noqa: F401  (scorers.SAMPLE_RATE: the rate scorers expect)
 from speechvae_jax.evaluate.scorers.asr import asr_errors
 from speechvae_jax.evaluate.scorers.dnsmos import dnsmos_scores
 from speechvae_jax.evaluate.scorers.pesq_stoi import pesq_scores, stoi_scores
 from speechvae_jax.evaluate.scorers.signal import si_sdr, spectral_distances
 from speechvae_jax.evaluate.scorers.speaker import speaker_similarity
 
-SAMPLE_RATE = 16000
 PACKAGES = ("pesq", "pystoi", "speechmos", "onnxruntime", "resemblyzer", "torch", "pocketsphinx",
             "jiwer", "librosa", "soxr", "numpy", "jax")
 COUNT_KEYS = ("words", "word_errors", "chars", "char_errors")

@@ -8,6 +8,8 @@ import functools
 
 import numpy as np
 
+from speechvae_jax.losses import spectral
+
 # Multi-resolution STFT distance: the training loss's FFT sizes (hop = FFT/4), no perceptual weighting.
 MRSTFT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64, 32)
 TRIM_SAMPLES = 8000
@@ -29,7 +31,6 @@ def si_sdr(ref: np.ndarray, est: np.ndarray) -> float:
 def _distances_fn():
     import jax
 
-    from speechvae_jax.losses import spectral
 
     return jax.jit(lambda x, y: (spectral.mel_distance(x, y), spectral.multi_resolution_stft_loss(
         x, y, MRSTFT_FFT_SIZES, perceptual_weighting=False)))

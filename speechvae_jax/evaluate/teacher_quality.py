@@ -10,34 +10,34 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from speechvae_jax.constants import LATENT_HOP
+from speechvae_jax.evaluate import features, probes, understanding
+from speechvae_jax.teachers.features import teacher_targets
 from speechvae_jax.teachers.labels import mfcc_features
 from speechvae_jax.teachers.store import load_teacher
 
 
 def mfcc_items(records: list[dict]) -> list[dict]:
     """MFCC feature items {"x" [T,39], "mask" [T], **labels} at 40 Hz, T = ceil(N / 400)."""
-    from speechvae_jax.evaluate import features
     items = []
     for rec in records:
         t = features.num_frames(rec["audio"].size)
-        padded = np.pad(rec["audio"], (512, 512 + features.HOP))  # centred 1024-sample windows
-        x = mfcc_features(padded, window=1024, hop=features.HOP)[:t]
+        padded = np.pad(rec["audio"], (512, 512 + LATENT_HOP))  # centred 1024-sample windows
+        x = mfcc_features(padded, window=1024, hop=LATENT_HOP)[:t]
         items.append({"x": x, "mask": np.ones(t, bool), **features.labels_of(rec)})
     return items
 
 
 def teacher_layer_items(teacher, layers, records: list[dict]) -> dict[int, list[dict]]:
     """Feature items of several teacher layers (one forward pass per batch), 50 -> 40 Hz linear."""
-    from speechvae_jax.evaluate import features
-    from speechvae_jax.teachers.features import teacher_targets
     out = {layer: [] for layer in layers}
     for batch in features.padded_batches(records):
         audio, mask = jnp.asarray(batch["audio"]), jnp.asarray(batch["mask"])
         hidden = teacher.hidden_states(audio, mask)
         for layer in layers:
-            s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // features.HOP, mask, "linear",
+            s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // LATENT_HOP, mask, "linear",
                                             hop=teacher.hop, receptive_field=teacher.receptive_field,
-                                            latent_hop=features.HOP)
+                                            latent_hop=LATENT_HOP)
             s, frame_mask = np.asarray(s), np.asarray(frame_mask)
             for i, rec in enumerate(batch["records"]):
                 t = features.num_frames(rec["audio"].size)
@@ -51,7 +51,6 @@ def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, tra
 
     layers: teacher hidden-state indices to probe (default: all). Returns {"features": {name:
     {"accuracy_mean", "accuracy_std"}}, "info": probe data sizes, "teacher": identity}."""
-    from speechvae_jax.evaluate import features, probes, understanding
     teacher = load_teacher(teacher_path)
     layers = list(range(teacher.config.num_hidden_layers + 1)) if layers is None else list(layers)
     train, _ = features.select_utterances(data_spec, "train", train_limit)

@@ -5,7 +5,7 @@ phoneme events enabled, which gives each phoneme's sample position; those become
 (start, end) sample indices at 16 kHz.
 
 The espeak-ng library keeps global state, so a process synthesises one utterance at a time;
-parallelism comes from worker processes (see `data.corpus`). flite (`-psdur`) and festival
+parallelism comes from worker processes (see `corpus.build`). flite (`-psdur`) and festival
 (`utt.save.segs`) report the phones they spoke with their end times; those phones are mapped to
 espeak-ng symbols and kept with their timings.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-SAMPLE_RATE = 16000
+from speechvae_jax.constants import SAMPLE_RATE
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001

@@ -1,7 +1,7 @@
 """The built-in corpus: deterministic multi-speaker English speech from Debian's TTS engines.
 
 `build_corpus(out_dir)` plans speakers and utterances from a seed, synthesises them in worker
-processes (`data.synth`), and writes a TFDS dataset (`speechvae_corpus`, array_record) under
+processes (`corpus.synth`), and writes a TFDS dataset (`speechvae_corpus`, array_record) under
 `out_dir` plus `out_dir/corpus_info.json`. Splits:
   train / valid / test                       sentences; test speakers never appear in train/valid
   keywords_train / keywords_valid / keywords_test   1 s command-word clips (same speaker partition)
@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
-from speechvae_jax.data import synth, text
+from speechvae_jax import fileio
+from speechvae_jax.corpus import synth, text
+from speechvae_jax.data.sources import CORPUS_NAME as NAME
 
-NAME = "speechvae_corpus"
 FORMAT_VERSION = "1.2.0"  # 1.1: festival phones with timings; 1.2: flite too
 INFO_FILE = "corpus_info.json"
 SENTENCE_SPLITS = ("train", "valid", "test")
@@ -232,7 +233,7 @@ class SpeechvaeCorpus(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         if self._examples is None:
-            raise RuntimeError("SpeechvaeCorpus is built by data.corpus.build_corpus()")
+            raise RuntimeError("SpeechvaeCorpus is built by corpus.build_corpus()")
         return {split: self._generate_examples(split) for split in self._examples}
 
     def _generate_examples(self, split):
@@ -301,9 +302,7 @@ def build_corpus(out_dir: str, minutes: float = 60, seed: int = 0, workers: int 
     builder = SpeechvaeCorpus(data_dir=out_dir, file_format="array_record", examples=examples)
     builder.download_and_prepare()
     info = _summary(params, speakers, examples)
-    with open(os.path.join(out_dir, INFO_FILE + ".tmp"), "w") as f:
-        json.dump(info, f, indent=1, sort_keys=True)
-    os.replace(os.path.join(out_dir, INFO_FILE + ".tmp"), os.path.join(out_dir, INFO_FILE))
+    fileio.atomic_write_json(os.path.join(out_dir, INFO_FILE), info, sort_keys=True)
     logging.info("corpus built in %.1f s: %s", time.time() - t0, out_dir)
     return out_dir
 
