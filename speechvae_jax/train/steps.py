@@ -276,8 +276,11 @@ def make_step(m: Modules, teacher: Any, *, update: str, gan: bool, shardings: tu
             loss, grads = out["gen"]
             new["gen"], new["gen_opt"], ok = _apply_update(m.gen_tx, state["gen"], state["gen_opt"],
                                                            grads, loss)
-            new["ema"] = _select(ok, {"vae": ema_update(state["ema"]["vae"], new["gen"]["vae"],
-                                                         cfg.optim.ema_decay, step)}, state["ema"])
+            o = cfg.optim  # runs saved before ema_schedule existed: "warmup10"
+            ema = ema_update(state["ema"]["vae"], new["gen"]["vae"], o.ema_decay, step,
+                             o.get("ema_schedule", "warmup10"), o.get("ema_power", 0.75),
+                             o.get("ema_update_after_step", 1))
+            new["ema"] = _select(ok, {"vae": ema}, state["ema"])
             new["skipped"] = new["skipped"] + (1 - ok.astype(jnp.int32))
             metrics["skipped_update"] = 1.0 - ok.astype(jnp.float32)
         if "disc" in out:
