@@ -4,8 +4,10 @@ conv(7) to `initial_channels`; per upsample rate u (kernel k): learned upsamplin
 channels, then the mean of AMP residual blocks (one per kernel size, each with the given dilations,
 SnakeBeta before every conv); SnakeBeta, conv(7) to 1 channel, tanh. `anti_alias` wraps every
 SnakeBeta in BigVGAN's 2x up/down-sampling (`Activation1d`); `weight_norm` weight-normalises every
-conv and upsampler, as the `bigvgan` package.
+conv and upsampler, as the `bigvgan` package; `full_lengths` keeps every upsampler's whole transposed-
+convolution output (T * u + u % 2 samples, as BigVGAN) and crops the waveform to T * hop at the end.
 """
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +50,7 @@ class Decoder(nn.Module):
     trunk_init: str = "release"   # layers.TRUNK_INITS
     anti_alias: bool = False
     weight_norm: bool = False
+    full_lengths: bool = False
 
     @nn.compact
     def __call__(self, z):
@@ -59,9 +62,9 @@ class Decoder(nn.Module):
         x = conv1d(self.initial_channels, 7, weight_norm=wn, dtype=self.dtype)(z.astype(self.dtype))
         for i, (u, k) in enumerate(zip(self.upsample_rates, self.upsample_kernel_sizes)):
             ch = self.initial_channels // 2 ** (i + 1)
-            x = up_cls(ch, u, k, self.dtype, std, wn)(x)
+            x = up_cls(ch, u, k, self.dtype, std, wn, self.full_lengths)(x)
             x = sum(AMPBlock(rk, tuple(self.resblock_dilations), self.dtype, aa, wn)(x)
                     for rk in self.resblock_kernel_sizes) / len(self.resblock_kernel_sizes)
         x = SnakeBeta(self.dtype, aa)(x)
         x = conv1d(1, 7, init_std=std, weight_norm=wn, dtype=self.dtype)(x)
-        return jnp.tanh(x[..., 0].astype(jnp.float32))
+        return jnp.tanh(x[:, : z.shape[1] * math.prod(self.upsample_rates), 0].astype(jnp.float32))

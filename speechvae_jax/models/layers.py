@@ -134,6 +134,7 @@ class _Upsample(nn.Module):
     dtype: Dtype = jnp.float32
     init_std: float | None = 0.01
     weight_norm: bool = False  # as PyTorch weight_norm(ConvTranspose1d, dim=0): one gain per input channel
+    full_length: bool = False  # keep the transposed convolution's T * stride + stride % 2 outputs
 
     def init_for(self, c_in: int):
         std = self.init_std if self.init_std is not None else (self.stride / (self.kernel_size * c_in)) ** 0.5
@@ -148,6 +149,8 @@ class SubPixelUpsample(_Upsample):
     samples). Parameters `kernel` [K, C_in, features] and `bias` [features] have the transposed
     convolution's shapes and meaning; the polyphase split only regroups the taps: phases
     r < stride - p read inputs (t - 1, t), the others read (t, t + 1), so no multiply is wasted.
+    With `full_length` the output keeps the transposed convolution's whole length, T * stride +
+    stride % 2 (BigVGAN's upsamplers give one sample more for odd strides).
     """
 
     @nn.compact
@@ -167,13 +170,17 @@ class SubPixelUpsample(_Upsample):
         w_late = jnp.stack([w[late + p], w[late + p - s]]).transpose(0, 2, 1, 3)
         x = x.astype(self.dtype)
         bsz, t = x.shape[:2]
+        extra = s % 2 if self.full_length else 0
         outs = []
-        for taps, pad in ((w_early, (1, 0)), (w_late, (0, 1))):
+        for taps, pad in ((w_early, (1, extra)), (w_late, (0, 1))):
             n_ph = taps.shape[2]
             y = jax.lax.conv_general_dilated(x, taps.reshape(2, c_in, n_ph * self.features), (1,), [pad],
                                              dimension_numbers=("NWC", "WIO", "NWC"))
-            outs.append(y.reshape(bsz, t, n_ph, self.features))
-        return jnp.concatenate(outs, axis=2).reshape(bsz, t * s, self.features) + b
+            outs.append(y.reshape(bsz, -1, n_ph, self.features))
+        y = jnp.concatenate([outs[0][:, :t], outs[1]], axis=2).reshape(bsz, t * s, self.features)
+        if extra:  # phase 0 of input position t: the transposed convolution's last output
+            y = jnp.concatenate([y, outs[0][:, t:, 0]], axis=1)
+        return y + b
 
 
 class TransposedUpsample(_Upsample):
@@ -184,8 +191,8 @@ class TransposedUpsample(_Upsample):
 
     @nn.compact
     def __call__(self, x):
-        if self.weight_norm:
-            raise ValueError("model.decoder.upsample='transpose' has no weight normalisation; use 'subpixel'")
+        if self.weight_norm or self.full_length:
+            raise ValueError("model.decoder.upsample='transpose' has no weight norm / full lengths; use 'subpixel'")
         return nn.ConvTranspose(self.features, (self.kernel_size,), strides=(self.stride,), padding="SAME",
                                 kernel_init=self.init_for(x.shape[-1]), dtype=self.dtype,
                                 param_dtype=jnp.float32, name="conv")(x)

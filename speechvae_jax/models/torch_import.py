@@ -165,3 +165,29 @@ def check_buffers(state: Mapping[str, np.ndarray], keys: Iterable[str]) -> list[
 def is_buffer(key: str) -> bool:
     """Whether `key` names one of the reference modules' non-trainable buffers."""
     return key.endswith(BUFFER_SUFFIXES)
+
+
+def locate_parts(keys: Iterable[str]) -> dict[str, str]:
+    """Key prefixes of the release's parts in a (Lightning or bare) state dict.
+
+    Returns a subset of {"encoder", "decoder", "ema_encoder", "ema_decoder", "mpd", "cqt"} -> prefix, e.g.
+    "autoencoder.encoder." (Stable Audio Tools' training wrapper), "autoencoder_ema.ema_model.encoder."
+    (ema-pytorch), "encoder." (a bare autoencoder state dict), "discriminator.mpd." ... A generator
+    part is found by its first layer (`encoder.block.0.*`, `conv_pre.*`), a discriminator family by
+    its sub-discriminator list (`discriminators.0.conv_pres.*` for the CQT one).
+    """
+    keys = list(keys)
+    cqt_bases = {k[:k.index("discriminators.0.conv_pres.")] for k in keys if "discriminators.0.conv_pres." in k}
+    found: dict[str, str] = {}
+    for k in keys:
+        for marker, part in (("encoder.block.0.", "encoder"), ("conv_pre.", "decoder")):
+            i = k.find(marker)
+            if i < 0 or k[i + len(marker):] not in ("weight", "weight_v") or "online_model." in k[:i]:
+                continue  # (ema-pytorch's online_model duplicates the online weights)
+            if part == "decoder" and "decoder" not in k[:i]:
+                continue
+            found[("ema_" if "ema" in k[:i].split(".")[0] else "") + part] = k[:i]
+        i = k.find("discriminators.0.convs.0.weight")
+        if i >= 0:
+            found["cqt" if k[:i] in cqt_bases else "mpd"] = k[:i]
+    return found

@@ -43,7 +43,8 @@ class SpeechVAE(nn.Module):
         dec = cfg.decoder
         self.decoder = Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
                                tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
-                               dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False))
+                               dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False),
+                               dec.get("full_lengths", False))
 
     def encode_features(self, audio):
         """audio [B, N] -> h [B, ceil(N / hop), C] (compute dtype)."""

@@ -52,7 +52,9 @@ def model_config(size: str) -> ConfigDict:
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
                     "resblock_dilations": (1, 3, 5), "upsample": "subpixel",
                     # BigVGAN's anti-aliased SnakeBeta (2x up/down Kaiser-sinc) and weight-normed convs
-                    "anti_alias": paper, "weight_norm": paper},
+                    "anti_alias": paper, "weight_norm": paper,
+                    # upsamplers keep BigVGAN's T * u + u % 2 outputs; the waveform is cropped to T * hop
+                    "full_lengths": paper},
         "discriminators": discriminator_config(size),
     })
 

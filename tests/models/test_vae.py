@@ -123,10 +123,13 @@ def test_gradient_flow_and_optimiser_steps_reduce_mrstft_loss(tiny):
 def test_paper_scale_parameter_counts():
     model = SpeechVAE(model_config("paper"))
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 800))))["params"]
-    # Release: encoder 61.8M (weight-normed, last conv kernel 3), decoder 13.0M.
-    assert _count(params["encoder"]) == pytest.approx(61.8e6, rel=0.02)
-    assert _count(params["decoder"]) == pytest.approx(13.0e6, rel=0.02)
+    # The PyTorch builds (tests/parity): DAC Encoder(128, [4,4,5,5], 2048) + proj_out, BigVGAN generator.
+    assert _count(params["encoder"]) == 73_845_120
+    assert _count(params["decoder"]) == 12_954_050
     assert params["encoder"]["last"]["kernel"].shape == (2048, 128)
+    assert "gain" not in params["encoder"]["last"]  # proj_out is a plain conv
+    assert params["encoder"]["conv_out"]["kernel"].shape == (3, 2048, 2048)
+    assert params["decoder"]["SubPixelUpsample_0"]["gain"].shape == (512,)  # per input channel, as torch dim 0
 
 
 def test_presets():
