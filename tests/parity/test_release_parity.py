@@ -6,7 +6,8 @@ go through `models.torch_import` into our trees, and the outputs must agree. Eac
 also run with one converted weight changed slightly, which must fail it.
 
 The reference packages live outside the project venv (`pip install --no-deps --target
-$VENV/ref-site ...`, docs/models.md); `SPEECHVAE_REF_SITE` overrides the folder.
+$VENV/ref-site ...`, docs/models.md; `SPEECHVAE_REF_SITE` overrides the folder); the tests skip
+when they are absent.
 """
 import os
 import subprocess
@@ -18,13 +19,14 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from speechvae_jax.bench import reference
 from speechvae_jax.losses.spectral import multi_resolution_stft_loss
 from speechvae_jax.models import torch_import
 from speechvae_jax.models.discriminators import Discriminators
 from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.model import model_config
 
-REF_SITE = os.environ.get("SPEECHVAE_REF_SITE") or os.path.join(sys.prefix, "ref-site")
+REF_SITE = reference.default_site()
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.isdir(os.path.join(REF_SITE, "bigvgan")),
                                  reason=f"reference packages not installed in {REF_SITE}")]
@@ -36,7 +38,7 @@ TOL = {"encoder": 1e-4, "decoder": 1e-4, "mpd": 1e-4, "cqt": 1e-3}
 @pytest.fixture(scope="module")
 def ref(tmp_path_factory):
     out = tmp_path_factory.mktemp("release_reference")
-    env = dict(os.environ, PYTHONPATH=REF_SITE)
+    env = dict(os.environ, SPEECHVAE_REF_SITE=REF_SITE)
     subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"), str(out)],
                    check=True, env=env, capture_output=True)
     return lambda name: dict(np.load(os.path.join(out, f"{name}.npz")))
