@@ -184,8 +184,8 @@ def locate_parts(keys: Iterable[str]) -> dict[str, str]:
             i = k.find(marker)
             if i < 0 or k[i + len(marker):] not in ("weight", "weight_v") or "online_model." in k[:i]:
                 continue  # (ema-pytorch's online_model duplicates the online weights)
-            if part == "decoder" and "decoder" not in k[:i]:
-                continue
+            if part == "decoder" and k[:i] and "decoder" not in k[:i]:
+                continue  # (a bare BigVGAN generator state dict has no prefix)
             found[("ema_" if "ema" in k[:i].split(".")[0] else "") + part] = k[:i]
         i = k.find("discriminators.0.convs.0.weight")
         if i >= 0:

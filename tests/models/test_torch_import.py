@@ -7,38 +7,13 @@ from flax.traverse_util import flatten_dict
 from speechvae_jax.models import torch_import
 from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.model import model_config
+from tests.release_layout import torch_layout
 
 
 def _tiny_release():
     cfg = model_config("tiny")
     cfg.encoder.final_conv = cfg.encoder.weight_norm = cfg.decoder.weight_norm = True
     return cfg
-
-
-def _torch_layout(ours: dict, pairs) -> dict:
-    """The inverse mapping, written out: our flat params -> a state dict in the release's layout."""
-    state = {}
-    for t, o, kind in pairs:
-        if kind == "snake":
-            state[f"{t}.alpha"] = ours[f"{o}/alpha"][None, :, None]
-            continue
-        if kind == "snakebeta":
-            state[f"{t}.alpha"], state[f"{t}.beta"] = ours[f"{o}/log_alpha"], ours[f"{o}/log_beta"]
-            continue
-        k = ours[f"{o}/kernel"]
-        if kind == "dense":
-            w = k.T[..., None]
-        elif kind == "conv_transpose":
-            w = k.transpose(1, 2, 0)
-        else:
-            w = k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2))
-        state[f"{t}.bias"] = ours[f"{o}/bias"]
-        if f"{o}/gain" in ours:
-            state[f"{t}.weight_v"] = w
-            state[f"{t}.weight_g"] = ours[f"{o}/gain"].reshape(-1, *([1] * (w.ndim - 1)))
-        else:
-            state[f"{t}.weight"] = w
-    return state
 
 
 def test_encoder_and_decoder_round_trip_through_the_release_layout():
@@ -48,7 +23,7 @@ def test_encoder_and_decoder_round_trip_through_the_release_layout():
                         ("decoder", torch_import.decoder_pairs(cfg.decoder))):
         pairs = list(pairs)
         ours = {k: np.asarray(v) for k, v in flatten_dict(params[part], sep="/").items()}
-        state = _torch_layout(ours, pairs)
+        state = torch_layout(ours, pairs)
         state["x.upsample.filter"] = np.zeros(12)
         template = {k: v.shape for k, v in ours.items()}
         out, used, missing = torch_import.convert({f"autoencoder.{part}.{k}": v for k, v in state.items()}, pairs,

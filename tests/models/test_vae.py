@@ -173,3 +173,27 @@ def test_bad_trunk_init_is_reported():
     cfg.trunk_init = "xavier"
     with pytest.raises(ValueError, match="model.trunk_init"):
         jax.eval_shape(SpeechVAE(cfg).init, jax.random.key(0), jnp.zeros((1, 800)))
+
+
+def test_configs_saved_before_the_release_switches_build_the_same_model():
+    """A run's config.json from before the release keys: absent keys mean the old architecture."""
+    from ml_collections import ConfigDict
+
+    from speechvae_jax.models.discriminators import Discriminators
+
+    cfg = model_config("tiny")
+    old = cfg.to_dict()
+    for section, keys in (("encoder", ("final_conv", "weight_norm")),
+                          ("decoder", ("anti_alias", "weight_norm", "full_lengths"))):
+        for k in keys:
+            del old[section][k]
+    del old["discriminators"]["weight_norm"], old["discriminators"]["cqt"]["front_end"]
+    old = ConfigDict(old)
+    audio = jnp.zeros((1, 4000))
+    shapes = lambda c: jax.tree.map(lambda x: x.shape, jax.eval_shape(SpeechVAE(c).init, jax.random.key(0), audio))
+    disc = lambda c: jax.tree.map(lambda x: x.shape, jax.eval_shape(Discriminators(c.discriminators).init,
+                                                                    jax.random.key(0), audio))
+    assert shapes(old) == shapes(cfg) and disc(old) == disc(cfg)
+    x = jnp.asarray(_speechlike(4000))
+    v = SpeechVAE(cfg).init(jax.random.key(0), x)
+    np.testing.assert_array_equal(SpeechVAE(old).apply(v, x)[0], SpeechVAE(cfg).apply(v, x)[0])
