@@ -41,7 +41,7 @@ def release_run(tmp_path_factory):
     sd["teacher.encoder.weight"] = np.zeros(3)
     tmp = tmp_path_factory.mktemp("release")
     ckpt = str(tmp / "last.ckpt")
-    torch.save({"state_dict": {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in sd.items()},
+    torch.save({"state_dict": {k: torch.from_numpy(np.array(v, np.float32)) for k, v in sd.items()},
                 "global_step": 7}, ckpt)
     out = str(tmp / "run")
     return convert_release(ckpt, out, config), out, src, ema
