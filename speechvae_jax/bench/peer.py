@@ -22,6 +22,7 @@ import numpy as np
 
 from speechvae_jax.bench import reference
 from speechvae_jax.bench.train_step import teacher_for
+from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
@@ -124,6 +125,24 @@ def jax_steps(batch: int, crop: int):
     return run(g_fn), run(d_fn), export, flops
 
 
+def export_pair(threads: int):
+    """(PyTorch encoder forward, JAX encoder forward) alone: the release encoder vs the paper preset's."""
+    import torch
+
+    reference.enable()
+    torch.set_num_threads(threads)
+    enc = reference.encoder()
+    vae = SpeechVAE(load_config_file("paper", "none").model)
+    params = jax.jit(vae.init)(jax.random.PRNGKey(0), jnp.zeros((1, 400)))["params"]
+    encode = jax.jit(lambda p, a: vae.apply({"params": p}, a, method=vae.encode))
+
+    def torch_fwd(x):
+        with torch.inference_mode():
+            enc(x)
+
+    return torch_fwd, lambda a: jax.block_until_ready(encode(params, a))
+
+
 def teacher_pair(crop: int, threads: int):
     """(PyTorch transformers WavLM-Large forward, our Flax port's forward), random weights."""
     import torch
@@ -192,6 +211,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--flops", action="store_true", help="also compile the step pair for XLA's FLOP count")
     ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--export-only", action="store_true", help="only the encoder forward (little memory)")
     args = ap.parse_args()
     print(f"cpu: {cpu_line()}\njax {jax.__version__} {jax.devices()}, torch {torch.__version__}, "
           f"batch {args.batch} x {args.crop}, {args.threads} threads")
@@ -199,23 +219,28 @@ def main() -> None:
     print(f"float32 matmul 2048^3: PyTorch {t_peak:.0f} GFLOP/s, XLA {j_peak:.0f} GFLOP/s")
     audio = np.asarray(0.1 * np.random.default_rng(0).standard_normal((args.batch, args.crop)), np.float32)
     ta, ja = torch.from_numpy(audio)[:, None], jnp.asarray(audio)
-    tg, td, te = torch_steps(args.threads)
-    jg, jd, je, jflops = jax_steps(args.batch, args.crop)
-    pairs = {"generator step (GAN forward, no teacher)": (tg, jg), "discriminator step": (td, jd),
-             "encoder forward (export)": (te, je)}
+    if args.export_only:
+        pairs = {"encoder forward (export)": export_pair(args.threads)}
+    else:
+        tg, td, te = torch_steps(args.threads)
+        jg, jd, je, jflops = jax_steps(args.batch, args.crop)
+        pairs = {"generator step (GAN forward, no teacher)": (tg, jg), "discriminator step": (td, jd),
+                 "encoder forward (export)": (te, je)}
     inputs = {k: (ta, ja) for k in pairs}
-    if not args.no_teacher:
+    if not (args.no_teacher or args.export_only):
         pairs["WavLM-Large forward"] = teacher_pair(args.crop, args.threads)
         inputs["WavLM-Large forward"] = (audio, audio)
     res = alternate(pairs, inputs, args.repeats)
     print("\n| step | PyTorch eager (s) | JAX (s) | JAX speed / PyTorch |\n|---|---|---|---|")
     for name, (t, j) in res.items():
         print(f"| {name} | {t:.3f} | {j:.3f} | {t / j:.2f}x |")
+    audio_s, export = args.batch * args.crop / 16000, res["encoder forward (export)"]
+    print(f"encoder export: PyTorch {audio_s / export[0]:.1f}, JAX {audio_s / export[1]:.1f} audio-seconds/s")
+    if args.export_only:
+        return
     keys = list(res)[:2]
     pair_t, pair_j = sum(res[k][0] for k in keys), sum(res[k][1] for k in keys)
     print(f"| generator + discriminator pair | {pair_t:.3f} | {pair_j:.3f} | {pair_t / pair_j:.2f}x |")
-    audio_s, export = args.batch * args.crop / 16000, res["encoder forward (export)"]
-    print(f"encoder export: PyTorch {audio_s / export[0]:.1f}, JAX {audio_s / export[1]:.1f} audio-seconds/s")
     if args.flops:
         f = jflops(ja)
         print(f"JAX step pair: {f / 1e9:.1f} GFLOP (XLA cost analysis), {f / pair_j / 1e9:.0f} GFLOP/s achieved "
