@@ -235,7 +235,7 @@ def main() -> None:
     for name, (t, j) in res.items():
         print(f"| {name} | {t:.3f} | {j:.3f} | {t / j:.2f}x |")
     audio_s, export = args.batch * args.crop / 16000, res["encoder forward (export)"]
-    print(f"encoder export: PyTorch {audio_s / export[0]:.1f}, JAX {audio_s / export[1]:.1f} audio-seconds/s")
+    print(f"encoder export: PyTorch {audio_s / export[0]:.2f}, JAX {audio_s / export[1]:.2f} audio-seconds/s")
     if args.export_only:
         return
     keys = list(res)[:2]
