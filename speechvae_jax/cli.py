@@ -10,9 +10,10 @@ Usage:
   speechvae export --workdir RUN --data SOURCE --out DIR [--split S] [--mode mean|sample] [--dtype float16|float32]
   speechvae export --verify DIR
   speechvae decode --workdir RUN --latents DIR --out WAVDIR [--ids a,b]
-  speechvae evaluate --workdir RUN [--axes reconstruction,understanding]
+  speechvae evaluate --workdir RUN [--axes reconstruction,understanding] [--data SOURCE]
+                     [--eval_config configs/eval.py:PRESET --eval_config.k=v ...]
 
-A SOURCE is `corpus:DIR`, `folder:DIR` or `tfds:NAME@DATA_DIR` (docs/internals.md).
+A SOURCE is `corpus:DIR`, `folder:DIR`, `commands:DIR` or `tfds:NAME@DATA_DIR` (docs/internals.md).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ FLAGS = flags.FLAGS
 
 config_flags.DEFINE_config_file("config", None, "A configs/*.py file, optionally `:variant`.",
                                 lock_config=True)
+config_flags.DEFINE_config_file("eval_config", None, "evaluate: the protocol, configs/eval.py[:preset] "
+                                "(default: the built-in corpus protocol).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, exports, evaluation).")
 flags.DEFINE_string("out", None, "Output directory.")
 flags.DEFINE_integer("minutes", 60, "corpus: minutes of sentence audio to synthesise.")
@@ -106,8 +109,10 @@ def _dispatch(args: list[str]) -> None:
         from speechvae_jax.export import decode
         decode.decode_latents(_need("workdir"), _need("latents"), _need("out"), ids=FLAGS.ids)
     elif cmd == "evaluate":
-        from speechvae_jax.evaluate import report
-        print(report.format_summary(report.evaluate(_need("workdir"), axes=FLAGS.axes, data=FLAGS.data)))
+        from speechvae_jax.evaluate import markdown, report
+        result = report.evaluate(_need("workdir"), FLAGS.eval_config, axes=FLAGS.axes, data=FLAGS.data)
+        if result is not None:  # process 0 assembles the report
+            print(markdown.format_summary(result))
     else:
         raise app.UsageError(f"unknown command {cmd!r}; one of {', '.join(COMMANDS)}")
 

@@ -297,24 +297,30 @@ def select_indices(n: int, limit: int | None, selection: str = "even", seed: int
     return np.sort(np.concatenate([_evenly(members[g], take[g]) for g in members] or [everything[:0]]))
 
 
+def source_indices(source: UtteranceSource, limit: int | None, selection: str = "even", seed: int = 0,
+                   balance_by: str = "") -> np.ndarray:
+    """`select_indices` over a source; "balanced" groups by label `balance_by` of `source.labels()`
+    (ValueError when the source cannot tell it without decoding)."""
+    groups = None
+    if selection == "balanced":
+        labels = source.labels()
+        if labels is None or any(balance_by not in lab for lab in labels):
+            raise ValueError(f"{source.spec}[{source.split}]: selection 'balanced' needs label "
+                             f"{balance_by!r} without decoding, which this source cannot give")
+        groups = [str(lab[balance_by]) for lab in labels]
+    return select_indices(len(source), limit, selection, seed, groups)
+
+
 def read_records(spec: str, split: str, limit: int | None = None, *, selection: str = "even", seed: int = 0,
                  balance_by: str = "", progress: bool = False) -> tuple[list[dict], dict]:
-    """Up to `limit` readable records of `spec[split]` (all when None) chosen by `select_indices`
-    (`selection` "balanced" groups by label `balance_by` of `source.labels()`); unreadable ones are
-    skipped, counted and summarised in the log.
+    """Up to `limit` readable records of `spec[split]` (all when None) chosen by `source_indices`;
+    unreadable ones are skipped, counted and summarised in the log.
 
     Returns (records, {"split", "available", "selected", "skipped", "skip_reasons"}).
     """
     source = open_source(spec, split)
     n = len(source)
-    groups = None
-    if selection == "balanced":
-        labels = source.labels()
-        if labels is None or any(balance_by not in lab for lab in labels):
-            raise ValueError(f"{spec}[{split}]: selection 'balanced' needs label {balance_by!r} "
-                             "without decoding, which this source cannot give")
-        groups = [str(lab[balance_by]) for lab in labels]
-    index = select_indices(n, limit, selection, seed, groups)
+    index = source_indices(source, limit, selection, seed, balance_by)
     skips = audio_lib.SkipLog(f"{spec}[{split}]")
     if progress:
         index = tqdm.tqdm(index, desc=f"reading {split}", unit="utt", leave=False)

@@ -15,7 +15,9 @@ Keys:
   `source` ("" = `data`), `train` / `test` splits (`test` "" = split `train` per speaker, holding out
   `test_fraction` of each speaker's utterances, seeded), `train_utterances` / `test_utterances`
   (-1 = all), `selection`, `seed`, `label` (record key), `metric`, `heads`, `steps`, `batch_size`, `lr`,
-  `context` (CTC frames each side).
+  `context` (CTC frames each side), `feature_sets` (() = all of `understanding.feature_sets`; a
+  subset keeps memory in bounds: frame and CTC tasks hold every frame of every utterance, K times
+  over for "teacher_layers"; utterance tasks hold one mean-pooled vector per utterance).
 """
 from __future__ import annotations
 
@@ -31,12 +33,14 @@ METRICS = {"frame": "accuracy", "utterance": "accuracy", "ctc": "per"}
 
 def task(kind: str, label: str, train: str, test: str, train_utterances: int, test_utterances: int, *,
          heads=("linear", "mlp"), steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, context: int = 0,
-         source: str = "", selection: str = "even", seed: int = 0, test_fraction: float = 0.0) -> dict:
+         source: str = "", selection: str = "even", seed: int = 0, test_fraction: float = 0.0,
+         feature_sets=()) -> dict:
     """One probe task's settings (see the module docstring)."""
     return {"kind": kind, "label": label, "metric": METRICS[kind], "source": source, "train": train,
             "test": test, "train_utterances": train_utterances, "test_utterances": test_utterances,
             "selection": selection, "seed": seed, "test_fraction": test_fraction, "heads": tuple(heads),
-            "steps": steps, "batch_size": batch_size, "lr": lr, "context": context}
+            "steps": steps, "batch_size": batch_size, "lr": lr, "context": context,
+            "feature_sets": tuple(feature_sets)}
 
 
 def default_eval_config() -> ConfigDict:
@@ -69,7 +73,8 @@ def check_eval_config(cfg: ConfigDict) -> None:
     if bad or not und.seeds:
         raise ValueError(f"eval config understanding: feature sets {bad} not in {FEATURE_SETS}, or no seeds")
     for name, t in und.tasks.items():
-        problems = []
+        problems = [f"feature set {fs!r} not in understanding.feature_sets" for fs in t.feature_sets
+                    if fs not in und.feature_sets]
         if t.kind not in KINDS:
             problems.append(f"kind {t.kind!r} not in {KINDS}")
         if t.metric != METRICS.get(t.kind):
