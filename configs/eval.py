@@ -11,6 +11,9 @@
   # a small smoke run of the same protocol (minutes on a CPU)
   speechvae evaluate --workdir RUN --eval_config configs/eval.py:librispeech_smoke --data folder:DIR
 
+  # natural human speech from Debian packages (speechvae_jax.corpus.natural.build_natural_folder(DIR))
+  speechvae evaluate --workdir RUN --eval_config configs/eval.py:natural --data folder:DIR
+
 Any key can be overridden, e.g. `--eval_config.reconstruction.utterances=200` or
 `--eval_config.understanding.tasks.phoneme_ctc.train_utterances=500`.
 """
@@ -43,6 +46,19 @@ def _real(counts: dict, steps_scale: float = 1.0):
     return c
 
 
+def _natural():
+    """The natural-speech folder (`corpus.natural`): reconstruction of its whole test split (8 ALSA
+    phrases, a speaker never in train, and ~70 telephone prompts), phoneme CTC on G2P targets
+    train -> test, speaker ID over the test split's 2 speakers; no keyword labels (a named skip)."""
+    c = default_eval_config()
+    c.reconstruction.utterances = -1
+    tasks = c.understanding.tasks
+    tasks.phoneme_frame.update({"train_utterances": 20, "test_utterances": 20})
+    tasks.phoneme_ctc.update({"train_utterances": -1, "test_utterances": -1})
+    tasks.speaker_id.update({"train": "test", "test": "", "test_fraction": 0.25, "train_utterances": -1})
+    return c
+
+
 def get_config(preset: str = "corpus"):
     if preset == "corpus":
         return default_eval_config()
@@ -50,4 +66,6 @@ def get_config(preset: str = "corpus"):
         return _real(LIBRISPEECH_COUNTS)
     if preset == "librispeech_smoke":
         return _real(SMOKE_COUNTS, steps_scale=0.05)
-    raise ValueError(f"unknown eval preset {preset!r}: corpus, librispeech or librispeech_smoke")
+    if preset == "natural":
+        return _natural()
+    raise ValueError(f"unknown eval preset {preset!r}: corpus, librispeech, librispeech_smoke or natural")

@@ -39,7 +39,7 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 row = [task, next(iter(by_fs.values()))["metric"], head]
                 for fs in fsets:
                     h = by_fs.get(fs, {}).get("heads", {}).get(head)
-                    row.append(_fmt(h["value_mean"], h["value_std"]) if h else "skipped")
+                    row.append(_fmt(h["value_mean"], h["value_std"]) if h else "skipped" if fs in by_fs else "-")
                 rows.append(row)
         seeds = report["settings"]["eval_config"]["understanding"]["seeds"]
         out.append((f"Understanding (mean ± std over seeds {list(seeds)})", ["task", "metric", "head", *fsets], rows))

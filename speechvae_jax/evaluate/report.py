@@ -88,10 +88,9 @@ def _assemble(results: dict, skips: dict, recon_sel, cfg: ConfigDict, axes, run_
             report["reconstruction"], os.path.join(eval_dir, "reconstruction_per_utterance.csv")))
     if "understanding" in axes:
         und: dict = {}
-        for task in cfg.understanding.tasks:
-            for fs in cfg.understanding.feature_sets:
-                got = skips.get(task, {}).get(fs) or results[f"{task}/{fs}"]
-                und.setdefault(task, {})[fs] = got
+        for task, task_cfg in cfg.understanding.tasks.items():
+            for fs in task_cfg.feature_sets or cfg.understanding.feature_sets:
+                und.setdefault(task, {})[fs] = skips.get(task, {}).get(fs) or results[f"{task}/{fs}"]
         report["understanding"] = und
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)

@@ -16,11 +16,11 @@ def test_default_config_is_the_corpus_protocol():
     assert protocol.limit(-1) is None and protocol.limit(7) == 7
 
 
-@pytest.mark.parametrize("preset", ["corpus", "librispeech", "librispeech_smoke"])
+@pytest.mark.parametrize("preset", ["corpus", "librispeech", "librispeech_smoke", "natural"])
 def test_presets_validate(preset):
     cfg = load_config_file("eval", preset)
     protocol.check_eval_config(cfg)
-    if preset != "corpus":
+    if preset.startswith("librispeech"):
         tasks = cfg.understanding.tasks
         assert cfg.reconstruction.split == "test-clean"
         assert tasks.speaker_id.test == "" and 0 < tasks.speaker_id.test_fraction < 1
