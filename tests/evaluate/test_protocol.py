@@ -47,7 +47,8 @@ def test_bad_settings_are_named(change, message):
 
 
 def test_speaker_split_is_seeded_and_per_speaker():
-    recs = [{"id": f"{s}-{k}", "speaker": s} for s in ("a", "b", "c") for k in range(10)] + [{"id": "d-0", "speaker": "d"}]
+    recs = [{"id": f"{s}-{k}", "speaker": s} for s in ("a", "b", "c") for k in range(10)]
+    recs.append({"id": "d-0", "speaker": "d"})
     train, test = datasets.speaker_split(recs, 0.2, seed=0)
     assert len(train) + len(test) == len(recs) and not {r["id"] for r in train} & {r["id"] for r in test}
     for s in "abc":
