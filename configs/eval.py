@@ -1,21 +1,21 @@
-"""Evaluation protocols (`speechvae evaluate --eval_config configs/eval.py:PRESET`); docs/protocol.md.
+"""Evaluation protocols (`speechvae evaluate --config configs/eval.py:PRESET`); docs/protocol.md.
 
-  # the built-in corpus (what `speechvae evaluate` runs without --eval_config)
-  speechvae evaluate --workdir RUN --eval_config configs/eval.py:corpus
+  # the built-in corpus (what `speechvae evaluate` runs without --config)
+  speechvae evaluate --workdir RUN --config configs/eval.py:corpus
 
   # real corpora: a LibriSpeech folder (test-clean and train-clean-100 inside) and Speech Commands
-  speechvae evaluate --workdir RUN --eval_config configs/eval.py:librispeech \
+  speechvae evaluate --workdir RUN --config configs/eval.py:librispeech \
       --data folder:/data/LibriSpeech \
-      --eval_config.understanding.tasks.keyword.source=commands:/data/speech_commands_v0.01
+      --config.understanding.tasks.keyword.source=commands:/data/speech_commands_v0.01
 
   # a small smoke run of the same protocol (minutes on a CPU)
-  speechvae evaluate --workdir RUN --eval_config configs/eval.py:librispeech_smoke --data folder:DIR
+  speechvae evaluate --workdir RUN --config configs/eval.py:librispeech_smoke --data folder:DIR
 
   # natural human speech from Debian packages (speechvae_jax.corpus.natural.build_natural_folder(DIR))
-  speechvae evaluate --workdir RUN --eval_config configs/eval.py:natural --data folder:DIR
+  speechvae evaluate --workdir RUN --config configs/eval.py:natural --data folder:DIR
 
-Any key can be overridden, e.g. `--eval_config.reconstruction.utterances=200` or
-`--eval_config.understanding.tasks.phoneme_ctc.train_utterances=500`.
+Any key can be overridden, e.g. `--config.reconstruction.utterances=200` or
+`--config.understanding.tasks.phoneme_ctc.train_utterances=500`.
 """
 from speechvae_jax.evaluate.protocol import default_eval_config, task
 
@@ -59,8 +59,8 @@ def _natural():
     return c
 
 
-def get_config(preset: str = "corpus"):
-    if preset == "corpus":
+def get_config(preset: str | None = None):
+    if preset in (None, "corpus"):
         return default_eval_config()
     if preset == "librispeech":
         return _real(LIBRISPEECH_COUNTS)

@@ -1,1 +1,3 @@
-"""data package."""
+"""Data sources named by a spec (corpus:, folder:, commands:, tfds:), audio conditioning with counted
+skips, source checks, and the Grain pipelines (training crops; padded utterances for export and
+evaluation)."""

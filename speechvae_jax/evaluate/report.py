@@ -16,7 +16,7 @@ from absl import logging
 from ml_collections import ConfigDict
 
 from speechvae_jax import fileio
-from speechvae_jax.engine.checkpoint import load_config
+from speechvae_jax.engine.rundir import load_config
 from speechvae_jax.evaluate import datasets as datasets_lib
 from speechvae_jax.evaluate import features, markdown, plots, probe_parts, protocol, reconstruction, scorers
 from speechvae_jax.evaluate.parts import barrier, run_parts
@@ -37,6 +37,7 @@ def evaluate(workdir: str, eval_config: ConfigDict | None = None, axes=AXES, dat
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
     cfg = eval_config if eval_config is not None else protocol.default_eval_config()
     protocol.check_eval_config(cfg)
+    fileio.require_local(workdir, "evaluate (RUN/eval)")
     pi = jax.process_index() if process_index is None else process_index
     pc = jax.process_count() if process_count is None else process_count
     config = load_config(workdir)

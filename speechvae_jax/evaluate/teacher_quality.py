@@ -12,7 +12,7 @@ import numpy as np
 from speechvae_jax.constants import LATENT_HOP
 from speechvae_jax.evaluate import features, probes, understanding
 from speechvae_jax.evaluate.protocol import default_eval_config
-from speechvae_jax.teachers.labels import mfcc_features
+from speechvae_jax.pretrain.labels import mfcc_features
 from speechvae_jax.teachers.store import load_teacher
 
 
