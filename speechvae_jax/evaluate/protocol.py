@@ -8,7 +8,8 @@ recomputes exactly the parts it touches.
 Keys:
 - `data`: the source spec (`corpus:DIR`, `folder:DIR`, ...); "" = the run's `config.data.source`.
 - `reconstruction`: `split`, `utterances` (-1 = all), `selection` ("even" | "first" | "random" |
-  "balanced", `data.sources.select_indices`), `seed`, `chunk_utterances` (utterances per cached part,
+  "balanced", `data.sources.select_indices`), `seed`, `balance_by` (the label "balanced" shares
+  out, e.g. "speaker"), `chunk_utterances` (utterances per cached part,
   the unit of work one process takes), `spectrogram_examples`.
 - `understanding`: `feature_sets` (of FEATURE_SETS), `seeds`, `g2p_voice` (espeak-ng voice for
   transcripts without phonemes), and `tasks.<name>`: `kind` ("frame" | "ctc" | "utterance"),
@@ -49,7 +50,7 @@ def default_eval_config() -> ConfigDict:
     c.protocol = PROTOCOL
     c.data = ""
     c.reconstruction = ConfigDict({"split": "test", "utterances": 16, "selection": "even", "seed": 0,
-                                   "chunk_utterances": 16, "spectrogram_examples": 3})
+                                   "balance_by": "speaker", "chunk_utterances": 16, "spectrogram_examples": 3})
     c.understanding = ConfigDict({
         "feature_sets": FEATURE_SETS, "seeds": (0, 1, 2), "g2p_voice": "en-us",
         "tasks": {

@@ -51,7 +51,8 @@ def evaluate(workdir: str, eval_config: ConfigDict | None = None, axes=AXES, dat
     parts, skips, recon_sel = [], {}, None
     if "reconstruction" in axes:
         rc = cfg.reconstruction
-        recon_sel = datasets_lib.Selection(data, rc.split, protocol.limit(rc.utterances), rc.selection, rc.seed)
+        recon_sel = datasets_lib.Selection(data, rc.split, protocol.limit(rc.utterances), rc.selection, rc.seed,
+                                           rc.balance_by if rc.selection == "balanced" else "")
         parts += reconstruction.chunk_parts(model, store, recon_sel, rc.to_dict(), eval_dir, run_key)
     if "understanding" in axes:
         feats = probe_parts.Features(workdir, model, config, store)
