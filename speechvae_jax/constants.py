@@ -8,3 +8,9 @@ SAMPLE_RATE = 16000
 LATENT_HOP = 400
 LATENT_RATE = SAMPLE_RATE / LATENT_HOP  # 40.0 Hz
 LATENT_DIM = 64
+
+# The keyword-spotting label set of SUPERB KS (Speech Commands v1): ten command words, every other
+# word as "unknown", background noise as "silence". The built-in corpus and Speech-Commands folders
+# share it.
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN_LABEL, SILENCE_LABEL = "_unknown_", "_silence_"

@@ -129,3 +129,15 @@ def test_console_script_exit_code_and_no_traceback():
                         "--latents", "/nonexistent/lat", "--out", "/tmp/x"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.strip().startswith("error:")
+
+
+def test_evaluate_protocol_config_is_optional_and_checked(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "evaluate", "--help")
+    assert code == 0 and "configs/eval.py[:PRESET]" in out and "--axes" in out
+    code, _, err = run_cli(capsys, "evaluate", "--workdir", str(tmp_path), "--config.reconstruction.utterances=3")
+    assert code == 2 and "need --config configs/eval.py" in _one_error_line(err)
+    code, _, err = run_cli(capsys, "evaluate", "--workdir", str(tmp_path), "--config", "configs/eval.py:librispeech",
+                           "--config.reconstruction.utterancez=3")
+    assert code == 2 and "did you mean --config.reconstruction.utterances" in _one_error_line(err)
+    code, _, err = run_cli(capsys, "evaluate", "--workdir", str(tmp_path), "--config", "configs/eval.py:nope")
+    assert code == 2 and "unknown eval preset 'nope'" in _one_error_line(err)

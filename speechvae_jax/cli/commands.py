@@ -23,6 +23,7 @@ class Command:
     handler: Callable[[argparse.Namespace], int | None]
     takes_config: bool = False
     group: str | None = None
+    config_help: str = ""  # set: --config is optional and means this (evaluate: the protocol)
 
     def add(self, sub) -> None:
         p = sub.add_parser(self.name, help=self.help, description=self.help, epilog=f"example:\n  {self.example}",
@@ -30,8 +31,9 @@ class Command:
         p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="library logs and full tracebacks")
         if self.takes_config:
-            p.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
-                           help="a configs/*.py file (optionally :variant); override keys with --config.KEY=VALUE")
+            p.add_argument("--config", required=not self.config_help, default=None, metavar="FILE[:VARIANT]",
+                           help=self.config_help or "a configs/*.py file (optionally :variant); override keys "
+                           "with --config.KEY=VALUE")
         self.flags(p)
         p.set_defaults(handler=self.handler, takes_config=self.takes_config)
 
@@ -250,9 +252,14 @@ def _evaluate_flags(p):
 
 
 def _evaluate(args):
-    from speechvae_jax.evaluate import report
+    from speechvae_jax.evaluate import markdown, report
 
-    print(report.format_summary(report.evaluate(args.workdir, axes=args.axes.split(","), data=args.data)))
+    if args.overrides and not args.config:
+        raise cli_config.ConfigError("--config.* overrides need --config configs/eval.py[:PRESET]")
+    protocol = _config(args) if args.config else None
+    result = report.evaluate(args.workdir, protocol, axes=args.axes.split(","), data=args.data)
+    if result is not None:  # process 0 assembles the report
+        print(markdown.format_summary(result))
 
 
 GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache",
@@ -285,5 +292,9 @@ COMMANDS = [
             "speechvae decode --workdir runs/tiny --latents runs/tiny/export/mine --out /tmp/wavs",
             _decode_flags, _decode),
     Command("evaluate", "score a run on reconstruction and understanding (RUN/eval/report.md)",
-            "speechvae evaluate --workdir runs/tiny", _evaluate_flags, _evaluate),
+            "speechvae evaluate --workdir runs/tiny --config configs/eval.py:librispeech "
+            "--data folder:/data/LibriSpeech",
+            _evaluate_flags, _evaluate, takes_config=True,
+            config_help="the evaluation protocol, configs/eval.py[:PRESET] (default: the built-in corpus "
+            "protocol); override keys with --config.KEY=VALUE (docs/protocol.md)"),
 ]

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 import tqdm
 
 from speechvae_jax import fileio
+from speechvae_jax.constants import KEYWORDS, SILENCE_LABEL, UNKNOWN_LABEL
 from speechvae_jax.corpus import synth, text
 from speechvae_jax.data.sources import CORPUS_NAME as NAME
 
@@ -33,8 +34,6 @@ INFO_FILE = "corpus_info.json"
 SENTENCE_SPLITS = ("train", "valid", "test")
 KEYWORD_SPLITS = ("keywords_train", "keywords_valid", "keywords_test")
 ENGINES = ("espeak", "flite", "festival")
-KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-UNKNOWN_LABEL, SILENCE_LABEL = "_unknown_", "_silence_"
 UNKNOWN_WORDS = ("bed", "bird", "cat", "dog", "house", "tree", "happy", "zero", "one", "three",
                  "seven", "nine", "wow", "learn", "follow", "forward", "visual", "marble", "sheep",
                  "window")

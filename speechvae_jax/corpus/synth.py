@@ -162,6 +162,20 @@ def speak_espeak(voice: Voice, text: str) -> Synthesis:
     return Synthesis(audio, names, starts, ends)
 
 
+def espeak_version() -> str:
+    """The version of the loaded libespeak-ng (e.g. "1.51")."""
+    info = _espeak().lib.espeak_Info
+    info.restype = ctypes.c_char_p
+    return info(None).decode("ascii")
+
+
+def phonemize(text: str, voice: str = "en-us") -> list[str]:
+    """espeak-ng's phonemes for `text` (grapheme to phoneme): the phoneme events of a synthesis with
+    `voice`, so the symbols are exactly those of the corpus's espeak-ng utterances. The text is
+    lower-cased first (espeak-ng spells out all-capital words such as LibriSpeech's "US")."""
+    return speak_espeak(Voice("espeak", voice), text.lower()).phonemes
+
+
 def _run(cmd: list[str], what: str) -> str:
     """Run an engine's command line; its stdout, or SynthError with its stderr."""
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,8 +1,8 @@
 """Random-access sources of standard utterances, named by a spec string.
 
 Specs (docs/internals.md): `corpus:DIR` (the built-in corpus), `folder:DIR` (audio files with
-LibriSpeech / LibriTTS / plain layouts), `tfds:NAME@DATA_DIR` (a prepared TFDS dataset with an
-audio feature; `@DATA_DIR` optional). A record is
+LibriSpeech / LibriTTS / plain layouts), `commands:DIR` (a Speech Commands folder, `data.commands`),
+`tfds:NAME@DATA_DIR` (a prepared TFDS dataset with an audio feature; `@DATA_DIR` optional). A record is
   {"id": str, "audio": float32 [N] 16 kHz mono in [-1, 1], "text": str, "phonemes": str,
    "speaker": str, ...extra labels}
 A bad item raises `data.audio.AudioError` naming the file or record. Sources are picklable (Grain
@@ -10,7 +10,6 @@ worker processes) and open their files lazily.
 """
 from __future__ import annotations
 
-import abc
 import hashlib
 import os
 import re
@@ -21,6 +20,9 @@ import tqdm
 from absl import logging
 
 from speechvae_jax.data import audio as audio_lib
+from speechvae_jax.data.base import UtteranceSource
+from speechvae_jax.data.commands import SPLITS as COMMANDS_SPLITS
+from speechvae_jax.data.commands import CommandsSource
 
 CORPUS_NAME = "speechvae_corpus"  # the TFDS name of the built-in corpus (speechvae_jax.corpus)
 SPLIT_FRACTIONS = {"train": 0.90, "valid": 0.05, "test": 0.05}  # folders without split dirs
@@ -29,28 +31,8 @@ _TEXT_KEYS = ("text", "transcript", "normalized_text", "sentence", "transcriptio
 _SPEAKER_KEYS = ("speaker", "speaker_id", "client_id")
 _ID_KEYS = ("id", "segment_id", "file_name", "audio_id", "key")
 _AUDIO_KEYS = ("audio", "speech", "waveform")
-
-
-class UtteranceSource(abc.ABC):
-    """Grain random-access source (`__len__`, `__getitem__`) of standard utterances."""
-
-    spec: str
-    split: str
-
-    @abc.abstractmethod
-    def __len__(self) -> int:
-        """Number of items."""
-
-    @abc.abstractmethod
-    def __getitem__(self, index: int) -> dict:
-        """The standard utterance record of item `index` (raises AudioError for a bad item)."""
-
-    def item_name(self, index: int) -> str:
-        """A name for item `index` (file path or record id) for error reports, without decoding."""
-        return f"{self.spec}[{self.split}][{index}]"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.spec!r}, split={self.split!r}, n={len(self)})"
+KINDS = ("corpus", "folder", "commands", "tfds")
+SELECTIONS = ("even", "first", "random", "balanced")
 
 
 def _text(value) -> str:
@@ -227,6 +209,9 @@ class FolderSource(UtteranceSource):
     def item_name(self, index: int) -> str:
         return self.items[int(index)][0]
 
+    def labels(self) -> list[dict]:
+        return [{"speaker": speaker} for _, _, speaker, _ in self.items]
+
     def __getitem__(self, index: int) -> dict:
         path, uid, speaker, text = self.items[int(index)]
         return {"id": uid, "audio": audio_lib.load_audio(path), "text": text, "phonemes": "",
@@ -236,19 +221,21 @@ class FolderSource(UtteranceSource):
 def _parse(spec: str) -> tuple[str, str]:
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ValueError(f"bad data source spec {spec!r}: expected corpus:DIR, folder:DIR or "
-                         "tfds:NAME@DATA_DIR")
-    if kind not in ("corpus", "folder", "tfds"):
-        raise ValueError(f"bad data source spec {spec!r}: unknown kind {kind!r} "
-                         "(corpus, folder or tfds)")
+        raise ValueError(f"bad data source spec {spec!r}: expected corpus:DIR, folder:DIR, "
+                         "commands:DIR or tfds:NAME@DATA_DIR")
+    if kind not in KINDS:
+        raise ValueError(f"bad data source spec {spec!r}: unknown kind {kind!r} ({', '.join(KINDS)})")
     return kind, rest
 
 
 def list_splits(spec: str) -> list[str]:
-    """The splits of a source: TFDS / corpus splits, or ["all"] for a folder."""
+    """The splits of a source: TFDS / corpus splits, ["all"] for a folder, train/valid/test for
+    Speech Commands."""
     kind, rest = _parse(spec)
     if kind == "folder":
         return ["all"]
+    if kind == "commands":
+        return list(COMMANDS_SPLITS)
     if kind == "corpus":
         name, data_dir = CORPUS_NAME, os.path.abspath(os.path.expanduser(rest))
     else:
@@ -275,17 +262,65 @@ def read_items(source: UtteranceSource, indices: Iterable[int], skips: audio_lib
             yield int(index), rec
 
 
-def read_records(spec: str, split: str, limit: int | None = None, *, progress: bool = False,
-                 ) -> tuple[list[dict], dict]:
-    """Up to `limit` readable records of `spec[split]` (all when None), evenly spaced over the source
-    order (deterministic); unreadable ones are skipped, counted and summarised in the log.
+def _evenly(indices: np.ndarray, count: int) -> np.ndarray:
+    """`count` entries of `indices` evenly spaced over it (all when count >= len)."""
+    if count >= len(indices):
+        return indices
+    return indices[np.unique(np.linspace(0, len(indices) - 1, count).round().astype(int))] if count else indices[:0]
+
+
+def select_indices(n: int, limit: int | None, selection: str = "even", seed: int = 0,
+                   groups: list[str] | None = None) -> np.ndarray:
+    """Sorted indices of up to `limit` of n items (all when None): "even" (evenly spaced over the
+    order), "first", "random" (seeded) or "balanced" (as equal a share of each of `groups` [n] as
+    their sizes allow, evenly spaced within each group; the groups' sizes decide, never chance)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    count = n if limit is None else max(0, min(int(limit), n))
+    everything = np.arange(n)
+    if selection == "first":
+        return everything[:count]
+    if selection == "random":
+        return np.sort(np.random.default_rng(seed).choice(n, count, replace=False)).astype(int)
+    if selection == "even":
+        return _evenly(everything, count)
+    if groups is None or len(groups) != n:
+        raise ValueError("selection 'balanced' needs one group label per item")
+    members = {g: everything[np.asarray(groups) == g] for g in sorted(set(groups))}
+    sizes = {g: len(m) for g, m in members.items()}
+    level = 0  # the largest per-group quota whose total stays within count
+    while sum(min(v, level + 1) for v in sizes.values()) <= count and level < max(sizes.values(), default=0):
+        level += 1
+    take = {g: min(v, level) for g, v in sizes.items()}
+    for g in [g for g in members if sizes[g] > level][:count - sum(take.values())]:
+        take[g] += 1
+    return np.sort(np.concatenate([_evenly(members[g], take[g]) for g in members] or [everything[:0]]))
+
+
+def source_indices(source: UtteranceSource, limit: int | None, selection: str = "even", seed: int = 0,
+                   balance_by: str = "") -> np.ndarray:
+    """`select_indices` over a source; "balanced" groups by label `balance_by` of `source.labels()`
+    (ValueError when the source cannot tell it without decoding)."""
+    groups = None
+    if selection == "balanced":
+        labels = source.labels()
+        if labels is None or any(balance_by not in lab for lab in labels):
+            raise ValueError(f"{source.spec}[{source.split}]: selection 'balanced' needs label "
+                             f"{balance_by!r} without decoding, which this source cannot give")
+        groups = [str(lab[balance_by]) for lab in labels]
+    return select_indices(len(source), limit, selection, seed, groups)
+
+
+def read_records(spec: str, split: str, limit: int | None = None, *, selection: str = "even", seed: int = 0,
+                 balance_by: str = "", progress: bool = False) -> tuple[list[dict], dict]:
+    """Up to `limit` readable records of `spec[split]` (all when None) chosen by `source_indices`;
+    unreadable ones are skipped, counted and summarised in the log.
 
     Returns (records, {"split", "available", "selected", "skipped", "skip_reasons"}).
     """
     source = open_source(spec, split)
     n = len(source)
-    count = n if limit is None else min(limit, n)
-    index = np.unique(np.linspace(0, n - 1, count).round().astype(int)) if count else np.zeros(0, int)
+    index = source_indices(source, limit, selection, seed, balance_by)
     skips = audio_lib.SkipLog(f"{spec}[{split}]")
     if progress:
         index = tqdm.tqdm(index, desc=f"reading {split}", unit="utt", leave=False)
@@ -322,11 +357,13 @@ def open_nonempty(spec: str, split: str) -> UtteranceSource:
 
 
 def open_source(spec: str, split: str) -> UtteranceSource:
-    """Open `corpus:DIR`, `folder:DIR` or `tfds:NAME[@DATA_DIR]` for `split`."""
+    """Open `corpus:DIR`, `folder:DIR`, `commands:DIR` or `tfds:NAME[@DATA_DIR]` for `split`."""
     kind, rest = _parse(spec)
     if kind == "corpus":
         return CorpusSource(os.path.abspath(os.path.expanduser(rest)), split, spec)
     if kind == "folder":
         return FolderSource(os.path.abspath(os.path.expanduser(rest)), split, spec)
+    if kind == "commands":
+        return CommandsSource(os.path.abspath(os.path.expanduser(rest)), split, spec)
     name, _, data_dir = rest.partition("@")
     return TfdsSource(name, split, os.path.expanduser(data_dir) if data_dir else None, spec)

@@ -3,14 +3,15 @@ and the utterances they come from.
 
 A *feature item* is `{"id": str, "x": float32 [T,D], "mask": bool [T], **labels}` with
 T = ceil(N / hop) for an utterance of N samples; `mask` marks frames the extractor vouches for.
-Three extractors: the run's latents (read from an export), the teacher's hidden states at the
-configured layer (resampled to 40 Hz by `teachers.features.teacher_targets`) and log-mel
+Extractors: the run's latents (read from an export), the teacher's hidden states at the configured
+layer or at every layer stacked [T, K, D] (resampled to 40 Hz by `teachers.features.teacher_targets`)
+and log-mel
 (`dsp.spectral.log_mel`, 80 bins, n_fft 1024, at the latent hop, log10 with floor 1e-5)."""
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -68,20 +69,44 @@ def log_mel_items(records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
     return items
 
 
-def teacher_items(teacher, layer, records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
-    """Teacher feature items [T, D] at `layer` (int, list or "average"), 50 -> 40 Hz linear."""
-    items = []
+def teacher_layer_items(teacher, layers: Sequence, records: list[dict], hop: int = LATENT_HOP, *,
+                        stacked: bool = False) -> list[list[dict]]:
+    """Teacher feature items of several layers from one forward pass per batch, 50 -> 40 Hz linear.
+
+    layers: entries as `teachers.features.teacher_targets` takes them (int, list = mean, "average").
+    Returns one item list [T, D] per entry, or with `stacked` a single list whose items hold every
+    entry, x [T, K, D] (K = len(layers); what the layer-weighted probes read)."""
+    out: list[list[dict]] = [[] for _ in layers]
     for batch in padded_batches(records):
         audio, mask = jnp.asarray(batch["audio"]), jnp.asarray(batch["mask"])
         hidden = teacher.hidden_states(audio, mask)
-        s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // hop, mask, "linear",
-                                        hop=teacher.hop, receptive_field=teacher.receptive_field,
-                                        latent_hop=hop)
-        s, frame_mask = np.asarray(s), np.asarray(frame_mask)
+        per_layer = []
+        for layer in layers:
+            s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // hop, mask, "linear",
+                                            hop=teacher.hop, receptive_field=teacher.receptive_field,
+                                            latent_hop=hop)
+            per_layer.append(np.asarray(s))
+        frame_mask = np.asarray(frame_mask)  # the same for every layer (it depends on lengths only)
         for i, rec in enumerate(batch["records"]):
             t = num_frames(rec["audio"].size, hop)
-            items.append({"x": s[i, :t], "mask": frame_mask[i, :t], **labels_of(rec)})
-    return items
+            for k, s in enumerate(per_layer):
+                out[k].append({"x": s[i, :t], "mask": frame_mask[i, :t], **labels_of(rec)})
+    if not stacked:
+        return out
+    return [[{**first, "x": np.stack([items[j]["x"] for items in out], axis=1)}
+             for j, first in enumerate(out[0])]]
+
+
+def teacher_items(teacher, layer, records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
+    """Teacher feature items [T, D] at `layer` (int, list or "average"), 50 -> 40 Hz linear."""
+    return teacher_layer_items(teacher, [layer], records, hop)[0]
+
+
+def all_layer_items(teacher, records: list[dict], hop: int = LATENT_HOP) -> list[dict]:
+    """Feature items [T, L+1, D] holding every hidden state of the teacher (input of the first
+    transformer layer, then each layer's output)."""
+    return teacher_layer_items(teacher, list(range(teacher.config.num_hidden_layers + 1)), records, hop,
+                               stacked=True)[0]
 
 
 def latent_items(export_dir: str, records: list[dict]) -> tuple[list[dict], list[str]]:

@@ -2,10 +2,14 @@
 
 A probe reads fixed features (a VAE latent, teacher features, log-mel) and learns only a small head:
 `"linear"` (one affine map) or `"mlp"` (two affine maps with a ReLU between, `hidden` units).
-Features are standardised per dimension with the training set's statistics over valid frames.
-Padded frames (mask 0) never enter a loss, a statistic or a score.
+With `layered=True` the features hold K layers per frame ([..., K, D], e.g. every hidden state of a
+teacher) and the probe also learns one weight per layer: the head reads the softmax-weighted sum of
+the layers (SUPERB's weighted-sum featurizer), trained jointly with the head.
+Features are standardised per dimension (per layer and dimension when layered) with the training
+set's statistics over valid frames. Padded frames (mask 0) never enter a loss, a statistic or a score.
 
-Shapes: M = frames or utterances, D = feature width, B = utterances, T = frames, U = label length.
+Shapes: M = frames or utterances, D = feature width, K = layers, B = utterances, T = frames,
+U = label length.
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ HEADS = ("linear", "mlp")
 # Heads: explicit parameter pytrees.
 
 def init_head(rng: jax.Array, in_dim: int, out_dim: int, head: str = "linear",
-              hidden: int = 256) -> dict:
-    """Parameters `{"layers": [{"w" [i,o], "b" [o]}, ...]}` of a linear or 2-layer MLP head."""
+              hidden: int = 256, num_layers: int = 0) -> dict:
+    """Parameters `{"layers": [{"w" [i,o], "b" [o]}, ...]}` of a linear or 2-layer MLP head, plus
+    `"mix"` [num_layers] layer logits (zeros: equal weights) when num_layers > 0."""
     if head not in HEADS:
         raise ValueError(f"unknown probe head {head!r}; one of {HEADS}")
     dims = [in_dim, out_dim] if head == "linear" else [in_dim, hidden, out_dim]
@@ -34,7 +39,23 @@ def init_head(rng: jax.Array, in_dim: int, out_dim: int, head: str = "linear",
     for key, d_in, d_out in zip(keys, dims[:-1], dims[1:]):
         w = jax.random.normal(key, (d_in, d_out), jnp.float32) * np.sqrt(1.0 / d_in)
         layers.append({"w": w, "b": jnp.zeros((d_out,), jnp.float32)})
-    return {"layers": layers}
+    params = {"layers": layers}
+    if num_layers:
+        params["mix"] = jnp.zeros((num_layers,), jnp.float32)
+    return params
+
+
+def mix_layers(params: dict, x: jax.Array) -> jax.Array:
+    """x [..., K, D] -> the softmax(`mix`)-weighted sum over K [..., D] when params has "mix";
+    otherwise x unchanged."""
+    if "mix" not in params:
+        return x
+    return jnp.einsum("...kd,k->...d", x.astype(jnp.float32), jax.nn.softmax(params["mix"]))
+
+
+def layer_weights(params: dict) -> list[float]:
+    """The learned layer weights (softmax of `mix`), [] for a head without layers."""
+    return [float(w) for w in jax.nn.softmax(params["mix"])] if "mix" in params else []
 
 
 def apply_head(params: dict, x: jax.Array) -> jax.Array:
@@ -51,14 +72,18 @@ def apply_head(params: dict, x: jax.Array) -> jax.Array:
 # ----------------------------------------------------------------------------------------------
 # Feature helpers.
 
-def standardizer(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension (mean [D], std [D]) of x [..., D] over entries where mask [...] is 1."""
-    flat = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+def standardizer(x: np.ndarray, mask: np.ndarray | None = None,
+                 feature_ndim: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, std) of x [..., F] over entries where mask [...] is 1; F is the last
+    `feature_ndim` axes ([D], or [K, D] for layered features). Accumulates in float64."""
+    x = np.asarray(x)
+    flat = x.reshape((-1,) + x.shape[x.ndim - feature_ndim:])
     if mask is not None:
         flat = flat[np.asarray(mask).reshape(-1) > 0]
     if len(flat) == 0:
         raise ValueError("no valid frames to standardise over")
-    return flat.mean(0).astype(np.float32), (flat.std(0) + 1e-5).astype(np.float32)
+    return (flat.mean(0, dtype=np.float64).astype(np.float32),
+            (flat.std(0, dtype=np.float64) + 1e-5).astype(np.float32))
 
 
 def valid_frames(x: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,23 +94,23 @@ def valid_frames(x: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> tuple[n
 
 
 def mean_pool(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean over valid frames: x [B,T,D], mask [B,T] -> [B,D]. An empty utterance is an error."""
-    m = np.asarray(mask, np.float32)[..., None]
-    count = m.sum(1)
+    """Mean over valid frames: x [B,T,...], mask [B,T] -> [B,...]. An empty utterance is an error."""
+    count = np.asarray(mask, np.float32).sum(1)
     if np.any(count == 0):
-        raise ValueError(f"utterances with no valid frames at rows {np.where(count[:, 0] == 0)[0].tolist()}")
-    return (np.asarray(x, np.float32) * m).sum(1) / count
+        raise ValueError(f"utterances with no valid frames at rows {np.where(count == 0)[0].tolist()}")
+    m = np.asarray(mask, np.float32).reshape(np.shape(mask) + (1,) * (np.ndim(x) - 2))
+    return (np.asarray(x, np.float32) * m).sum(1) / count.reshape((-1,) + (1,) * (np.ndim(x) - 2))
 
 
-def stack_context(x: np.ndarray, mask: np.ndarray, context: int) -> np.ndarray:
+def stack_context(x: jax.Array, mask: jax.Array, context: int) -> jax.Array:
     """Concatenate each frame with its `context` neighbours on each side (zeros outside the valid
-    region): x [B,T,D], mask [B,T] -> [B,T,(2*context+1)*D]."""
+    region): x [B,T,D], mask [B,T] -> [B,T,(2*context+1)*D] (jnp; runs inside the jitted probe)."""
     if context == 0:
-        return np.asarray(x, np.float32)
-    xm = np.asarray(x, np.float32) * np.asarray(mask, np.float32)[..., None]
-    padded = np.pad(xm, ((0, 0), (context, context), (0, 0)))
+        return x
+    xm = x * mask[..., None]
+    padded = jnp.pad(xm, ((0, 0), (context, context), (0, 0)))
     t = x.shape[1]
-    return np.concatenate([padded[:, k:k + t] for k in range(2 * context + 1)], axis=-1)
+    return jnp.concatenate([padded[:, k:k + t] for k in range(2 * context + 1)], axis=-1)
 
 
 def _epoch_indices(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
@@ -127,7 +152,7 @@ def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: floa
 
 @jax.jit
 def _argmax_logits(params: dict, x: jax.Array) -> jax.Array:
-    return jnp.argmax(apply_head(params, x), -1)
+    return jnp.argmax(apply_head(params, mix_layers(params, x)), -1)
 
 
 def _predict(params: dict, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -140,8 +165,8 @@ def _predict(params: dict, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
 # Classification probes.
 
 def _xent_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Mean cross-entropy of x [b,D] against integer labels y [b]."""
-    return optax.softmax_cross_entropy_with_integer_labels(apply_head(params, x), y).mean()
+    """Mean cross-entropy of x [b,(K,)D] against integer labels y [b]."""
+    return optax.softmax_cross_entropy_with_integer_labels(apply_head(params, mix_layers(params, x)), y).mean()
 
 def _check_labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     y = np.asarray(y)
@@ -150,33 +175,45 @@ def _check_labels(y: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     return y.astype(np.int32)
 
 
+def _shape_check(name: str, x: np.ndarray, ndim: int, layered: bool) -> None:
+    want = ndim + int(layered)
+    if x.ndim != want:
+        dims = {2: "[M,D]", 3: "[B,T,D]"}[ndim]
+        dims = dims[:-2] + "K,D]" if layered else dims
+        raise ValueError(f"expected {name} {dims}{' (layered)' if layered else ''}, got shape {x.shape}")
+
+
 def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                       test_y: np.ndarray, *, num_classes: int, head: str = "linear",
                       steps: int = 2000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-                      hidden: int = 256, weight_decay: float = 1e-4) -> dict:
-    """Train a classifier on vectors train_x [M,D] with labels train_y [M] in [0, num_classes);
-    score test_x [M',D] against test_y [M'].
+                      hidden: int = 256, weight_decay: float = 1e-4, layered: bool = False) -> dict:
+    """Train a classifier on vectors train_x [M,D] ([M,K,D] when layered) with labels train_y [M]
+    in [0, num_classes); score test_x [M',D] against test_y [M'].
 
     Returns `{"accuracy", "train_accuracy", "final_loss", "num_train", "num_test", "chance"}`
-    ("chance" = the test share of the training set's most frequent class)."""
+    ("chance" = the test share of the training set's most frequent class), plus "layer_weights"
+    [K] when layered."""
     train_x = np.asarray(train_x, np.float32)
     test_x = np.asarray(test_x, np.float32)
-    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"expected train_x [M,D] and test_x [M',D], got {train_x.shape}, {test_x.shape}")
+    _shape_check("train_x", train_x, 2, layered)
+    _shape_check("test_x", test_x, 2, layered)
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise ValueError(f"train_x and test_x differ in feature shape: {train_x.shape}, {test_x.shape}")
     train_y = _check_labels(train_y, num_classes, "train_y")
     test_y = _check_labels(test_y, num_classes, "test_y")
     if len(train_y) != len(train_x) or len(test_y) != len(test_x):
         raise ValueError("features and labels differ in length")
     if len(train_x) == 0 or len(test_x) == 0:
         raise ValueError("empty train or test set")
-    mu, sd = standardizer(train_x)
+    mu, sd = standardizer(train_x, feature_ndim=train_x.ndim - 1)
     xs, xt = (train_x - mu) / sd, (test_x - mu) / sd
 
-    params = init_head(jax.random.PRNGKey(seed), train_x.shape[1], num_classes, head, hidden)
+    params = init_head(jax.random.PRNGKey(seed), train_x.shape[-1], num_classes, head, hidden,
+                       num_layers=train_x.shape[1] if layered else 0)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
     params, losses = _fit(_xent_loss, params, (xs, train_y), idx, lr, weight_decay)
     majority = np.bincount(train_y, minlength=num_classes).argmax()
-    return {
+    out = {
         "accuracy": float(np.mean(_predict(params, xt) == test_y)),
         "train_accuracy": float(np.mean(_predict(params, xs) == train_y)),
         "final_loss": float(losses[-max(1, steps // 20):].mean()),
@@ -184,13 +221,17 @@ def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
         "num_test": int(len(xt)),
         "chance": float(np.mean(test_y == majority)),
     }
+    if layered:
+        out["layer_weights"] = layer_weights(params)
+    return out
 
 
 def train_utterance_probe(train_x: np.ndarray, train_mask: np.ndarray, train_y: np.ndarray,
                           test_x: np.ndarray, test_mask: np.ndarray, test_y: np.ndarray,
                           **kwargs) -> dict:
-    """Utterance classifier: mean-pool padded x [B,T,D] over valid frames (mask [B,T]), then the
-    frame probe's classifier on the pooled [B,D] vectors. kwargs as `train_frame_probe`."""
+    """Utterance classifier: mean-pool padded x [B,T,D] ([B,T,K,D] when layered) over valid frames
+    (mask [B,T]), then the frame probe's classifier on the pooled vectors. kwargs as
+    `train_frame_probe`. (Pooling first is exact for the layer mix: both are linear.)"""
     return train_frame_probe(mean_pool(train_x, train_mask), train_y,
                              mean_pool(test_x, test_mask), test_y, **kwargs)
 
@@ -198,10 +239,26 @@ def train_utterance_probe(train_x: np.ndarray, train_mask: np.ndarray, train_y: 
 # ----------------------------------------------------------------------------------------------
 # CTC sequence probe.
 
-def _ctc_loss(params: dict, x: jax.Array, mask: jax.Array, ids: jax.Array, label_pad: jax.Array) -> jax.Array:
-    """CTC loss per label token, mean over the batch: x [b,T,D], mask [b,T], ids/label_pad [b,U]."""
-    per_seq = optax.ctc_loss(apply_head(params, x), 1.0 - mask, ids, label_pad, blank_id=0)
-    return (per_seq / jnp.maximum(1.0, (1.0 - label_pad).sum(-1))).mean()
+def _ctc_logits(params: dict, x: jax.Array, mask: jax.Array, context: int) -> jax.Array:
+    """Per-frame logits [b,T,tokens+1] of x [b,T,(K,)D]: layer mix, context stacking, head."""
+    return apply_head(params, stack_context(mix_layers(params, x), mask, context))
+
+
+@functools.cache
+def _ctc_loss(context: int) -> Callable:
+    """The CTC loss for a context width (one function object per width, so compilations are shared)."""
+
+    def loss(params: dict, x: jax.Array, mask: jax.Array, ids: jax.Array, label_pad: jax.Array) -> jax.Array:
+        """CTC loss per label token, mean over the batch: x [b,T,(K,)D], mask [b,T], ids/label_pad [b,U]."""
+        per_seq = optax.ctc_loss(_ctc_logits(params, x, mask, context), 1.0 - mask, ids, label_pad, blank_id=0)
+        return (per_seq / jnp.maximum(1.0, (1.0 - label_pad).sum(-1))).mean()
+
+    return loss
+
+
+@functools.partial(jax.jit, static_argnames="context")
+def _ctc_argmax(params: dict, x: jax.Array, mask: jax.Array, context: int) -> jax.Array:
+    return jnp.argmax(_ctc_logits(params, x, mask, context), -1)
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
@@ -229,7 +286,7 @@ def ctc_greedy_decode(best: np.ndarray, mask: np.ndarray, blank: int = 0) -> lis
 
 def _pad_labels(labels: Sequence[Sequence[int]], num_tokens: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Ragged token ids in [0, num_tokens) -> (ids + 1 [B,U] (0 = blank), paddings [B,U])."""
-    width = max([len(lab) for lab in labels] + [1])
+    width = max([len(seq) for seq in labels] + [1])
     ids = np.zeros((len(labels), width), np.int32)
     pad = np.ones((len(labels), width), np.float32)
     for b, seq in enumerate(labels):
@@ -243,7 +300,7 @@ def _pad_labels(labels: Sequence[Sequence[int]], num_tokens: int, name: str) -> 
 
 def _ctc_feasible(labels: Sequence[Sequence[int]], frames: np.ndarray) -> np.ndarray:
     """bool [B]: CTC can emit the label in the frames (length plus one blank per repeat)."""
-    need = np.array([len(lab) + sum(int(a == b) for a, b in zip(lab[:-1], lab[1:])) for lab in labels])
+    need = np.array([len(seq) + sum(int(a == b) for a, b in zip(seq[:-1], seq[1:])) for seq in labels])
     return (need <= frames) & (need > 0)
 
 
@@ -251,43 +308,48 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
                     test_x: np.ndarray, test_mask: np.ndarray, test_labels: Sequence[Sequence[int]], *,
                     num_tokens: int, head: str = "linear", context: int = 0, steps: int = 2000,
                     batch_size: int = 16, lr: float = 1e-3, seed: int = 0, hidden: int = 256,
-                    weight_decay: float = 1e-4) -> dict:
-    """CTC sequence probe over padded frames x [B,T,D] (mask [B,T]) with ragged token ids in
-    [0, num_tokens) per utterance; blank is an extra class. Each frame sees `context` neighbours
-    on each side (stacked). Greedy decoding; the score is the token error rate
-    sum(edit distance) / sum(reference length) over the test utterances.
+                    weight_decay: float = 1e-4, layered: bool = False) -> dict:
+    """CTC sequence probe over padded frames x [B,T,D] ([B,T,K,D] when layered; mask [B,T]) with
+    ragged token ids in [0, num_tokens) per utterance; blank is an extra class. Each frame sees
+    `context` neighbours on each side (stacked after the layer mix). Greedy decoding; the score is
+    the token error rate sum(edit distance) / sum(reference length) over the test utterances.
 
     Returns `{"error_rate", "train_error_rate", "final_loss", "num_train", "num_test",
-    "skipped_train"}`; training utterances whose label cannot fit their frames are skipped and
-    counted (test ones are still scored)."""
-    for name, x, m, lab in (("train", train_x, train_mask, train_labels),
-                          ("test", test_x, test_mask, test_labels)):
-        if np.ndim(x) != 3 or np.shape(m) != np.shape(x)[:2] or len(lab) != len(x) or len(x) == 0:
-            raise ValueError(f"{name}: expected non-empty x [B,T,D], mask [B,T] and B label sequences, got "
-                             f"{np.shape(x)}, {np.shape(m)}, {len(lab)}")
+    "skipped_train"}` (+ "layer_weights" when layered); training utterances whose label cannot fit
+    their frames are skipped and counted (test ones are still scored)."""
+    for name, x, m, labels in (("train", train_x, train_mask, train_labels),
+                               ("test", test_x, test_mask, test_labels)):
+        _shape_check(f"{name}_x", np.asarray(x), 3, layered)
+        if np.shape(m) != np.shape(x)[:2] or len(labels) != len(x) or len(x) == 0:
+            raise ValueError(f"{name}: expected non-empty x, mask [B,T] and B label sequences, got "
+                             f"{np.shape(x)}, {np.shape(m)}, {len(labels)}")
     train_mask = np.asarray(train_mask, np.float32)
     test_mask = np.asarray(test_mask, np.float32)
     ok = _ctc_feasible(train_labels, train_mask.sum(1))
     if not ok.any():
         raise ValueError("no training utterance has a label that fits its frames")
-    mu, sd = standardizer(train_x, train_mask)
-    xs = stack_context((np.asarray(train_x, np.float32) - mu) / sd, train_mask, context)
-    xt = stack_context((np.asarray(test_x, np.float32) - mu) / sd, test_mask, context)
+    mu, sd = standardizer(train_x, train_mask, feature_ndim=np.ndim(train_x) - 2)
+    xs = (np.asarray(train_x, np.float32) - mu) / sd
+    xt = (np.asarray(test_x, np.float32) - mu) / sd
     ids, lpad = _pad_labels(train_labels, num_tokens, "train_labels")
     _pad_labels(test_labels, num_tokens, "test_labels")
     xs, ms, ids, lpad = xs[ok], train_mask[ok], ids[ok], lpad[ok]
 
-    params = init_head(jax.random.PRNGKey(seed), xs.shape[-1], num_tokens + 1, head, hidden)
+    in_dim = (2 * context + 1) * xs.shape[-1]
+    params = init_head(jax.random.PRNGKey(seed), in_dim, num_tokens + 1, head, hidden,
+                       num_layers=xs.shape[2] if layered else 0)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
-    params, losses = _fit(_ctc_loss, params, (xs, ms, ids, lpad), idx, lr, weight_decay)
+    params, losses = _fit(_ctc_loss(int(context)), params, (xs, ms, ids, lpad), idx, lr, weight_decay)
 
     def error_rate(x, m, labels):
-        hyps = ctc_greedy_decode(_predict(params, x, chunk=64), m)
+        best = np.concatenate([np.asarray(_ctc_argmax(params, jnp.asarray(x[i:i + 64]), jnp.asarray(m[i:i + 64]),
+                                                      int(context))) for i in range(0, len(x), 64)])
+        hyps = ctc_greedy_decode(best, m)
         errors = sum(edit_distance(list(r), [h - 1 for h in hy]) for r, hy in zip(labels, hyps))
         return errors / max(1, sum(len(r) for r in labels))
 
     kept = [lab for lab, k in zip(train_labels, ok) if k]
-    return {
+    out = {
         "error_rate": float(error_rate(xt, test_mask, test_labels)),
         "train_error_rate": float(error_rate(xs, ms, kept)),
         "final_loss": float(losses[-max(1, steps // 20):].mean()),
@@ -295,6 +357,9 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
         "num_test": int(len(xt)),
         "skipped_train": int((~ok).sum()),
     }
+    if layered:
+        out["layer_weights"] = layer_weights(params)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,19 +1,18 @@
 """Is a teacher a real SSL model? Frame-level phoneme probes on its layers versus MFCC and log-mel.
 
-Uses the evaluation package's one probe implementation (`evaluate.understanding.run_task` with the
-"phoneme_frame" protocol: linear head, same budget for every feature) on 40 Hz frame features of the
+Uses the evaluation package's one probe implementation (`evaluate.understanding.probe_inputs` with
+the "phoneme_frame" protocol: linear head, same budget for every feature) on 40 Hz frame features of the
 same utterances: MFCC (13 + delta + delta-delta, n_fft 1024, hop 400), log-mel (80 bins, as the
 evaluation report) and the teacher's hidden states (50 -> 40 Hz linear, `teachers.features`).
 """
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.constants import LATENT_HOP
 from speechvae_jax.evaluate import features, probes, understanding
+from speechvae_jax.evaluate.protocol import default_eval_config
 from speechvae_jax.pretrain.labels import mfcc_features
-from speechvae_jax.teachers.features import teacher_targets
 from speechvae_jax.teachers.store import load_teacher
 
 
@@ -28,23 +27,6 @@ def mfcc_items(records: list[dict]) -> list[dict]:
     return items
 
 
-def teacher_layer_items(teacher, layers, records: list[dict]) -> dict[int, list[dict]]:
-    """Feature items of several teacher layers (one forward pass per batch), 50 -> 40 Hz linear."""
-    out = {layer: [] for layer in layers}
-    for batch in features.padded_batches(records):
-        audio, mask = jnp.asarray(batch["audio"]), jnp.asarray(batch["mask"])
-        hidden = teacher.hidden_states(audio, mask)
-        for layer in layers:
-            s, frame_mask = teacher_targets(hidden, layer, audio.shape[1] // LATENT_HOP, mask, "linear",
-                                            hop=teacher.hop, receptive_field=teacher.receptive_field,
-                                            latent_hop=LATENT_HOP)
-            s, frame_mask = np.asarray(s), np.asarray(frame_mask)
-            for i, rec in enumerate(batch["records"]):
-                t = features.num_frames(rec["audio"].size)
-                out[layer].append({"x": s[i, :t], "mask": frame_mask[i, :t], **features.labels_of(rec)})
-    return out
-
-
 def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, train_limit: int = 200,
                           test_limit: int = 100, seeds=(0, 1, 2)) -> dict:
     """Frame phoneme accuracy (test split, linear probe, mean/std over seeds) per feature.
@@ -57,10 +39,11 @@ def phoneme_probe_figures(teacher_path: str, data_spec: str, layers=None, *, tra
     test, _ = features.select_utterances(data_spec, "test", test_limit)
     sets = {"mfcc": (mfcc_items(train), mfcc_items(test)),
             "log_mel": (features.log_mel_items(train), features.log_mel_items(test))}
-    tr_layers, te_layers = teacher_layer_items(teacher, layers, train), teacher_layer_items(teacher, layers, test)
-    for layer in layers:
-        sets[f"teacher_layer_{layer}"] = (tr_layers[layer], te_layers[layer])
-    task = understanding.TASKS["phoneme_frame"]
+    tr_layers = features.teacher_layer_items(teacher, layers, train)
+    te_layers = features.teacher_layer_items(teacher, layers, test)
+    for k, layer in enumerate(layers):
+        sets[f"teacher_layer_{layer}"] = (tr_layers[k], te_layers[k])
+    task = default_eval_config().understanding.tasks.phoneme_frame.to_dict()
     out, info = {}, None
     for name, (tr, te) in sets.items():
         kwargs, info = understanding.probe_inputs(task, tr, te)

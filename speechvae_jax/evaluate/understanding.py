@@ -1,8 +1,13 @@
 """SUPERB-style understanding tasks: fixed probe architectures and budgets on frozen frame features.
 
-Each task names its train and test splits, the label it reads from standard utterances, the probe
-kind and a fixed budget; every task runs every head in `heads` over the seeds (mean and spread).
-Inputs are lists of feature items (`evaluate.features`): {"x" [T,D], "mask" [T], **labels}."""
+A task (one entry of the eval config's `understanding.tasks`, `evaluate.protocol.task`) names the
+label it reads from standard utterances, the probe kind and a fixed budget; every task runs each of
+its heads over the seeds (mean and spread). Inputs are lists of feature items (`evaluate.features`):
+{"x" [T,D] or [T,K,D] (K layers: layer-weighted probes), "mask" [T], **labels}.
+
+A task the data cannot serve is a *named skip*: {"task", "metric", "skipped": reason, "skip": code}
+with code one of SKIP_CODES, never a silent omission.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -11,32 +16,31 @@ from speechvae_jax.constants import LATENT_HOP
 from speechvae_jax.evaluate import probes
 from speechvae_jax.export.records import frame_timings
 
-SEEDS = (0, 1, 2)
-HEADS = ("linear", "mlp")  # every head any task uses
-
-# name -> fixed protocol. metric: the reported figure (accuracy: higher is better; error rates: lower).
-TASKS = {
-    "phoneme_frame": {"kind": "frame", "train": "train", "test": "test", "label": "phonemes",
-                      "metric": "accuracy", "heads": HEADS, "steps": 1500, "batch_size": 256, "lr": 1e-3},
-    "phoneme_ctc": {"kind": "ctc", "train": "train", "test": "test", "label": "phonemes",
-                    "metric": "per", "heads": ("mlp",), "steps": 600, "batch_size": 8, "lr": 3e-3,
-                    "context": 2},
-    "speaker_id": {"kind": "utterance", "train": "train", "test": "valid", "label": "speaker",
-                   "metric": "accuracy", "heads": HEADS, "steps": 1000, "batch_size": 64, "lr": 1e-3},
-    "keyword": {"kind": "utterance", "train": "keywords_train", "test": "keywords_test",
-                "label": "keyword", "metric": "accuracy", "heads": HEADS, "steps": 1000, "batch_size": 64,
-                "lr": 1e-3},
+SKIP_CODES = {
+    "no_data": "the split or source is missing or has no readable utterances",
+    "no_labels": "the utterances carry no such label (no label set)",
+    "no_timings": "phonemes without timings (e.g. G2P from transcripts): no frame-level targets",
+    "no_teacher": "no teacher to extract reference features from",
 }
 
 
 class TaskSkipped(ValueError):
-    """The data lacks what a task needs (labels, classes, utterances); the reason is reported."""
+    """The data lacks what a task needs; `code` (a SKIP_CODES key) and the reason are reported."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+
+
+def skipped(name: str, task: dict, code: str, reason: str) -> dict:
+    """The report entry of a task that did not run."""
+    return {"task": name, "metric": task["metric"], "skipped": reason, "skip": code}
 
 
 def _pad(items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Feature items -> (x [B,Tmax,D], mask [B,Tmax])."""
+    """Feature items -> (x [B,Tmax,...], mask [B,Tmax])."""
     t = max(len(it["x"]) for it in items)
-    x = np.zeros((len(items), t, items[0]["x"].shape[-1]), np.float32)
+    x = np.zeros((len(items), t) + items[0]["x"].shape[1:], np.float32)
     m = np.zeros((len(items), t), np.float32)
     for i, it in enumerate(items):
         x[i, :len(it["x"])] = it["x"]
@@ -64,77 +68,118 @@ def frame_labels(item: dict, hop: int = LATENT_HOP) -> np.ndarray:
     return out
 
 
+def check_labels(task: dict, records: list[dict]) -> None:
+    """Raise TaskSkipped when no record carries what the task reads (checked before any feature is
+    computed): the label (utterance tasks), tokens (CTC) or phoneme timings (frame tasks)."""
+    label = task["label"]
+    if task["kind"] == "utterance" and not any(r.get(label) for r in records):
+        raise TaskSkipped("no_labels", f"no {label!r} labels in the {len(records)} utterances")
+    if task["kind"] == "ctc" and not any(tokens_of(r, label) for r in records):
+        raise TaskSkipped("no_labels", f"no {label!r} in the {len(records)} utterances (folder sources need "
+                                       "transcripts, converted by espeak-ng G2P)")
+    if task["kind"] == "frame" and not any(len(r.get("phoneme_starts", ())) for r in records):
+        with_phonemes = sum(1 for r in records if r.get("phonemes"))
+        raise TaskSkipped("no_timings", f"no phoneme timings in the {len(records)} utterances ({with_phonemes} "
+                                        "have phonemes, e.g. from G2P, but none has timings); the frame-level "
+                                        "probe runs only where timings exist")
+
+
 def _vocab(values) -> dict:
     return {v: i for i, v in enumerate(sorted(set(values)))}
 
 
-def probe_inputs(task: dict, train: list[dict], test: list[dict], hop: int = LATENT_HOP) -> tuple[dict, dict]:
-    """(kwargs for the task's probe function, info) from feature items; raises TaskSkipped."""
-    kind, label = task["kind"], task["label"]
-    if not train or not test:
-        raise TaskSkipped(f"no utterances (train {len(train)}, test {len(test)})")
-    if kind == "utterance":
-        tr = [it for it in train if it.get(label)]
-        vocab = _vocab(it[label] for it in tr)
-        te = [it for it in test if it.get(label) in vocab]
-        if len(vocab) < 2 or not te:
-            raise TaskSkipped(f"label {label!r}: {len(vocab)} classes in train, {len(te)} usable test items")
-        (xs, ms), (xt, mt) = _pad(tr), _pad(te)
-        kwargs = dict(train_x=xs, train_mask=ms, train_y=np.array([vocab[it[label]] for it in tr]),
-                      test_x=xt, test_mask=mt, test_y=np.array([vocab[it[label]] for it in te]),
-                      num_classes=len(vocab))
-        return kwargs, {"classes": len(vocab), "train_items": len(tr), "test_items": len(te),
-                        "test_items_unknown_label": len(test) - len(te)}
-    if kind == "frame":
-        lab = {id(it): frame_labels(it, hop) for it in train + test}
-        vocab = _vocab(p for it in train for p in lab[id(it)] if p is not None)
-        if len(vocab) < 2:
-            raise TaskSkipped("no phoneme timings in the training utterances")
+def _utterance_inputs(label: str, train: list[dict], test: list[dict]) -> tuple[dict, dict]:
+    tr = [it for it in train if it.get(label)]
+    if not tr:
+        raise TaskSkipped("no_labels", f"no {label!r} labels in the training utterances")
+    vocab = _vocab(it[label] for it in tr)
+    te = [it for it in test if it.get(label) in vocab]
+    if len(vocab) < 2 or not te:
+        raise TaskSkipped("no_labels", f"label {label!r}: {len(vocab)} classes in train, "
+                                       f"{len(te)} usable test items")
+    (xs, ms), (xt, mt) = _pad(tr), _pad(te)
+    kwargs = dict(train_x=xs, train_mask=ms, train_y=np.array([vocab[it[label]] for it in tr]),
+                  test_x=xt, test_mask=mt, test_y=np.array([vocab[it[label]] for it in te]),
+                  num_classes=len(vocab))
+    return kwargs, {"classes": len(vocab), "train_items": len(tr), "test_items": len(te),
+                    "test_items_unknown_label": len(test) - len(te)}
 
-        def flat(items):
-            xs, ys = [], []
-            for it in items:
-                keep = np.array([p in vocab for p in lab[id(it)]]) & it["mask"]
-                xs.append(it["x"][keep])
-                ys += [vocab[p] for p in lab[id(it)][keep]]
-            return np.concatenate(xs), np.array(ys, np.int32)
 
-        (xs, ys), (xt, yt) = flat(train), flat(test)
-        if not len(yt):
-            raise TaskSkipped("no phoneme timings in the test utterances")
-        return (dict(train_x=xs, train_y=ys, test_x=xt, test_y=yt, num_classes=len(vocab)),
-                {"classes": len(vocab), "train_frames": len(ys), "test_frames": len(yt)})
+def _frame_inputs(train: list[dict], test: list[dict], hop: int) -> tuple[dict, dict]:
+    lab = {id(it): frame_labels(it, hop) for it in train + test}
+    vocab = _vocab(p for it in train for p in lab[id(it)] if p is not None)
+    if len(vocab) < 2:
+        with_phonemes = sum(1 for it in train if it.get("phonemes"))
+        raise TaskSkipped("no_timings", f"no phoneme timings in the training utterances ({with_phonemes} of "
+                                        f"{len(train)} have phonemes, e.g. from G2P, but none has timings); "
+                                        "the frame-level probe runs only where timings exist")
+
+    def flat(items):
+        xs, ys = [], []
+        for it in items:
+            keep = np.array([p in vocab for p in lab[id(it)]]) & it["mask"]
+            xs.append(it["x"][keep])
+            ys += [vocab[p] for p in lab[id(it)][keep]]
+        return np.concatenate(xs), np.array(ys, np.int32)
+
+    (xs, ys), (xt, yt) = flat(train), flat(test)
+    if not len(yt):
+        raise TaskSkipped("no_timings", "no phoneme timings in the test utterances")
+    return (dict(train_x=xs, train_y=ys, test_x=xt, test_y=yt, num_classes=len(vocab)),
+            {"classes": len(vocab), "train_frames": len(ys), "test_frames": len(yt)})
+
+
+def _ctc_inputs(task: dict, train: list[dict], test: list[dict]) -> tuple[dict, dict]:
+    label = task["label"]
     tr = [it for it in train if tokens_of(it, label)]
     te = [it for it in test if tokens_of(it, label)]
-    vocab = _vocab(tok for it in tr + te for tok in tokens_of(it, label))
     if not tr or not te:
-        raise TaskSkipped(f"no {label!r} transcriptions (train {len(tr)}, test {len(te)})")
+        raise TaskSkipped("no_labels", f"no {label!r} transcriptions (train {len(tr)}, test {len(te)}); "
+                                       "folder sources need transcripts for G2P")
+    vocab = _vocab(tok for it in tr + te for tok in tokens_of(it, label))
     (xs, ms), (xt, mt) = _pad(tr), _pad(te)
     kwargs = dict(train_x=xs, train_mask=ms, test_x=xt, test_mask=mt,
                   train_labels=[[vocab[t] for t in tokens_of(it, label)] for it in tr],
                   test_labels=[[vocab[t] for t in tokens_of(it, label)] for it in te],
                   num_tokens=len(vocab), context=task["context"])
-    return kwargs, {"tokens": len(vocab), "train_items": len(tr), "test_items": len(te)}
+    sources = sorted({it.get("phonemes_from", "source") for it in tr + te})
+    return kwargs, {"tokens": len(vocab), "train_items": len(tr), "test_items": len(te), "label_from": sources}
+
+
+def probe_inputs(task: dict, train: list[dict], test: list[dict], hop: int = LATENT_HOP) -> tuple[dict, dict]:
+    """(kwargs for the task's probe function, info) from feature items; raises TaskSkipped."""
+    if not train or not test:
+        raise TaskSkipped("no_data", f"no utterances (train {len(train)}, test {len(test)})")
+    kind = task["kind"]
+    if kind == "utterance":
+        kwargs, info = _utterance_inputs(task["label"], train, test)
+    elif kind == "frame":
+        kwargs, info = _frame_inputs(train, test, hop)
+    else:
+        kwargs, info = _ctc_inputs(task, train, test)
+    kwargs["layered"] = train[0]["x"].ndim == 3
+    return kwargs, info
 
 
 PROBES = {"frame": probes.train_frame_probe, "utterance": probes.train_utterance_probe,
           "ctc": probes.train_ctc_probe}
 
 
-def run_task(name: str, train: list[dict], test: list[dict], *, seeds: tuple[int, ...] | None = None,
+def run_task(name: str, task: dict, train: list[dict], test: list[dict], *, seeds=(0, 1, 2),
              hop: int = LATENT_HOP) -> dict:
-    """Run task `name` on feature items: {"task", "metric", "info", "heads": {head: over_seeds
-    result with "value_mean"/"value_std" = the task metric}} or {"skipped": reason}."""
-    task, seeds = TASKS[name], SEEDS if seeds is None else seeds
+    """Run task `name` (settings `task`) on feature items: {"task", "metric", "info", "heads": {head:
+    over_seeds result with "value_mean"/"value_std" = the task metric}} or a named skip."""
     try:
         kwargs, info = probe_inputs(task, train, test, hop)
     except TaskSkipped as e:
-        return {"task": name, "metric": task["metric"], "skipped": str(e)}
+        return skipped(name, task, e.code, str(e))
     key = "error_rate" if task["kind"] == "ctc" else "accuracy"
     out = {"task": name, "metric": task["metric"], "info": info, "heads": {}}
     for head in task["heads"]:
         res = probes.over_seeds(PROBES[task["kind"]], seeds, head=head, steps=task["steps"],
                                 batch_size=task["batch_size"], lr=task["lr"], **kwargs)
         res["value_mean"], res["value_std"] = res["mean"][key], res["std"][key]
+        if kwargs["layered"]:
+            res["layer_weights_mean"] = np.mean([r["layer_weights"] for r in res["runs"]], axis=0).tolist()
         out["heads"][head] = res
     return out

@@ -135,3 +135,59 @@ def test_over_seeds_mean_and_spread():
     assert res["seeds"] == [0, 1, 2]
     np.testing.assert_allclose(res["mean"]["accuracy"], np.mean(accs))
     np.testing.assert_allclose(res["std"]["accuracy"], np.std(accs))
+
+
+def _layered(x, informative, num_layers=4, seed=3):
+    """x [M,D] hidden in layer `informative` of [M,K,D]; the other layers are noise."""
+    rng = np.random.default_rng(seed)
+    out = rng.normal(size=(len(x), num_layers, x.shape[-1])).astype(np.float32) * 2.0
+    out[:, informative] = x
+    return out
+
+
+def test_layered_frame_probe_learns_the_informative_layer():
+    x, y = _clusters(1200, spread=1.0)
+    xt, yt = _clusters(600, seed=1, spread=1.0)
+    out = probes.train_frame_probe(_layered(x, 2), y, _layered(xt, 2, seed=4), yt, num_classes=4,
+                                   head="linear", steps=400, batch_size=128, lr=1e-2, layered=True)
+    weights = out["layer_weights"]
+    assert len(weights) == 4 and abs(sum(weights) - 1) < 1e-5
+    assert int(np.argmax(weights)) == 2 and weights[2] > 0.5, weights
+    assert out["accuracy"] > 0.9
+    with pytest.raises(ValueError, match=r"\[M,K,D\] \(layered\)"):
+        probes.train_frame_probe(x, y, xt, yt, num_classes=4, steps=2, layered=True)
+
+
+def test_mix_layers_and_layered_mean_pool_reference():
+    x = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)  # [M=2, K=3, D=2]
+    params = {"mix": np.log(np.array([1.0, 0.0, 3.0]) + 1e-30).astype(np.float32)}
+    np.testing.assert_allclose(probes.mix_layers(params, x), 0.25 * x[:, 0] + 0.75 * x[:, 2], rtol=1e-6)
+    assert probes.mix_layers({}, x) is x
+    frames = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)  # [B,T,K,D]
+    mask = np.array([[1, 1, 0], [1, 0, 0]], np.float32)
+    pooled = probes.mean_pool(frames, mask)
+    np.testing.assert_allclose(pooled[0], frames[0, :2].mean(0))
+    np.testing.assert_allclose(pooled[1], frames[1, 0])
+    mu, sd = probes.standardizer(frames, mask, feature_ndim=2)
+    assert mu.shape == sd.shape == (2, 2)
+    np.testing.assert_allclose(mu, frames[[0, 0, 1], [0, 1, 0]].mean(0))
+
+
+def test_stack_context_reference():
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 4, 1)
+    mask = np.array([[1, 1, 1, 0]], np.float32)
+    out = np.asarray(probes.stack_context(x, mask, 1))
+    np.testing.assert_array_equal(out[0], [[0, 1, 2], [1, 2, 3], [2, 3, 0], [3, 0, 0]])
+    assert probes.stack_context(x, mask, 0) is x
+
+
+def test_layered_ctc_probe_decodes_toy_sequences():
+    x, m, labels = _toy_sequences(120)
+    xt, mt, lt = _toy_sequences(40, seed=1)
+    noise = np.random.default_rng(9).normal(size=x.shape).astype(np.float32)
+    lx = np.stack([noise, x], axis=2)
+    lxt = np.stack([np.random.default_rng(10).normal(size=xt.shape).astype(np.float32), xt], axis=2)
+    out = probes.train_ctc_probe(lx, m, labels, lxt, mt, lt, num_tokens=5, head="linear", context=1,
+                                 steps=300, batch_size=16, lr=1e-2, layered=True)
+    assert out["error_rate"] < 0.15, out
+    assert out["layer_weights"][1] > 0.5

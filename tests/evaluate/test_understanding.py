@@ -3,6 +3,9 @@ import numpy as np
 import pytest
 
 from speechvae_jax.evaluate import features, understanding
+from speechvae_jax.evaluate.protocol import default_eval_config
+
+TASKS = default_eval_config().understanding.tasks.to_dict()
 
 
 def _item(t, **labels):
@@ -19,19 +22,44 @@ def test_frame_labels_from_sample_timings():
 def test_utterance_task_drops_unknown_test_labels_and_skips_single_class():
     train = [_item(2, speaker="a"), _item(3, speaker="b")]
     test = [_item(2, speaker="a"), _item(2, speaker="zz")]
-    kwargs, info = understanding.probe_inputs(understanding.TASKS["speaker_id"], train, test)
+    kwargs, info = understanding.probe_inputs(TASKS["speaker_id"], train, test)
     assert info == {"classes": 2, "train_items": 2, "test_items": 1, "test_items_unknown_label": 1}
     assert kwargs["train_x"].shape == (2, 3, 3) and kwargs["train_mask"].sum() == 5
-    res = understanding.run_task("speaker_id", [_item(2, speaker="a")] * 2, test)
-    assert "1 classes" in res["skipped"]
+    res = understanding.run_task("speaker_id", TASKS["speaker_id"], [_item(2, speaker="a")] * 2, test)
+    assert "1 classes" in res["skipped"] and res["skip"] == "no_labels" and res["metric"] == "accuracy"
 
 
 def test_ctc_task_tokens_and_frame_task_without_timings():
     train = [_item(5, phonemes="a b a"), _item(5, phonemes="")]
-    kwargs, info = understanding.probe_inputs(understanding.TASKS["phoneme_ctc"], train, train[:1])
+    kwargs, info = understanding.probe_inputs(TASKS["phoneme_ctc"], train, train[:1])
     assert info["train_items"] == 1 and kwargs["num_tokens"] == 2 and kwargs["train_labels"] == [[0, 1, 0]]
-    with pytest.raises(understanding.TaskSkipped, match="timings"):
-        understanding.probe_inputs(understanding.TASKS["phoneme_frame"], train, train)
+    with pytest.raises(understanding.TaskSkipped, match="timings") as e:
+        understanding.probe_inputs(TASKS["phoneme_frame"], train, train)
+    assert e.value.code == "no_timings"
+
+
+def test_labels_are_checked_before_features():
+    check = understanding.check_labels
+    check(TASKS["speaker_id"], [{"speaker": "a"}])
+    check(TASKS["phoneme_ctc"], [{"phonemes": "a b"}])
+    check(TASKS["phoneme_frame"], [{"phonemes": "a", "phoneme_starts": np.array([0])}])
+    for name, recs, code in (("speaker_id", [{"speaker": ""}], "no_labels"),
+                             ("phoneme_ctc", [{"phonemes": "", "text": ""}], "no_labels"),
+                             ("phoneme_frame", [{"phonemes": "a b", "phonemes_from": "espeak-ng g2p"}], "no_timings")):
+        with pytest.raises(understanding.TaskSkipped) as e:
+            check(TASKS[name], recs)
+        assert e.value.code == code, name
+
+
+def test_layered_items_run_the_weighted_probe():
+    rng = np.random.default_rng(0)
+    items = [{"x": rng.normal(size=(6, 3, 4)).astype(np.float32) + (2.0 * (i % 2)), "mask": np.ones(6, bool),
+              "speaker": "ab"[i % 2]} for i in range(20)]
+    task = {**TASKS["speaker_id"], "steps": 300, "lr": 1e-2, "heads": ("linear",)}
+    res = understanding.run_task("speaker_id", task, items[:14], items[14:], seeds=(0, 1))
+    head = res["heads"]["linear"]
+    assert len(head["layer_weights_mean"]) == 3 and abs(sum(head["layer_weights_mean"]) - 1) < 1e-5
+    assert head["value_mean"] == 1.0
 
 
 @pytest.mark.slow
@@ -42,9 +70,10 @@ def test_log_mel_probes_beat_chance_on_the_tiny_corpus(tiny_corpus):
     assert all(len(it["x"]) == features.num_frames(r["audio"].size)
                for it, r in zip(sorted(items["test"], key=lambda i: i["id"]),
                                 sorted(recs["test"], key=lambda r: r["id"])))
-    kw = understanding.run_task("keyword", items["keywords_train"], items["keywords_test"], seeds=(0,))
+    kw = understanding.run_task("keyword", TASKS["keyword"], items["keywords_train"], items["keywords_test"],
+                                seeds=(0,))
     lin = kw["heads"]["linear"]["runs"][0]
     assert lin["accuracy"] > 2 * lin["chance"], lin
-    ph = understanding.run_task("phoneme_frame", items["train"], items["test"], seeds=(0,))
+    ph = understanding.run_task("phoneme_frame", TASKS["phoneme_frame"], items["train"], items["test"], seeds=(0,))
     lin = ph["heads"]["linear"]["runs"][0]
     assert lin["accuracy"] > 3 * lin["chance"], lin
