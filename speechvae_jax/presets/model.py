@@ -40,10 +40,15 @@ def model_config(size: str) -> ConfigDict:
         "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9),
                     # initial posterior sigma = softplus(scale_bias_init) + 1e-4: 0.69 (release) / 0.049
                     "scale_bias_init": 0.0 if paper else -3.0},
-        "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
+        "decoder": {"kind": "bigvgan",   # or "istft" (models/vae.py DECODER_KINDS)
+                    # BigVGAN (kind "bigvgan")
+                    "initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
-                    "resblock_dilations": (1, 3, 5), "upsample": "subpixel"},
+                    "resblock_dilations": (1, 3, 5), "upsample": "subpixel",
+                    # frame-rate ConvNeXt + inverse STFT (kind "istft"): STFT hop = hop / upsample
+                    "istft": {"dim": 512 if paper else 256, "intermediate": 1536 if paper else 768,
+                              "num_blocks": 8, "kernel_size": 7, "upsample": 2, "n_fft": 800}},
         "discriminators": discriminator_config(size),
     })
 
