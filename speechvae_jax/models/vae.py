@@ -5,8 +5,9 @@ frame-rate ConvNeXt decoder with an inverse-STFT head, models/istft_decoder.py, 
 `model.decoder.istft`).
 
 `encode` gives the posterior (mean, sigma); training calls its two halves `encode_features` and
-`encode_head` (the adaptive-weighting anchor sits between them) and `decode` through `apply(..., method=...)`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"]) and
-params["decoder"].
+`encode_head` (the adaptive-weighting anchor sits between them) and `decode` through
+`apply(..., method=...)`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"])
+and params["decoder"].
 """
 import math
 

@@ -121,5 +121,5 @@ def test_tone_is_learned_with_gradients_to_every_parameter(small):
     for _ in range(30):
         updates, state = opt.update(g, state, tree)
         tree = optax.apply_updates(tree, updates)
-        l, g = grad_fn(tree)
-    assert float(l) < 0.75 * float(l0), (float(l0), float(l))
+        loss_now, g = grad_fn(tree)
+    assert float(loss_now) < 0.75 * float(l0), (float(l0), float(loss_now))
