@@ -22,14 +22,15 @@ from speechvae_jax.export import writer
 from speechvae_jax.inference import load_for_inference
 from speechvae_jax.teachers import load_teacher
 
-PROTOCOL = 1                 # bump when a setting below changes: cached parts are then recomputed
+PROTOCOL = 2                 # bump when a setting below changes: cached parts are then recomputed
 RECON_SPLIT = "test"
 RECON_UTTERANCES = 16        # evenly spaced over the test split
 SPECTROGRAM_EXAMPLES = 3
 PROBE_UTTERANCES = {"train": 300, "valid": 100, "test": 100, "keywords_train": 400, "keywords_test": 200}
 FEATURE_SETS = ("latent", "teacher", "log_mel")
 RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
-                 "speaker_sim", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "wer", "cer")
+                 "speaker_sim", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "wer", "cer",
+                 "dc_offset", "frame_comb_db")
 AXES = ("reconstruction", "understanding")
 
 
@@ -234,7 +235,11 @@ def settings() -> dict:
         "reconstruction": {"split": RECON_SPLIT, "utterances": RECON_UTTERANCES,
                            "mrstft_fft_sizes": list(scorers.signal.MRSTFT_FFT_SIZES),
                            "mel_distance": "losses.spectral.mel_distance defaults (80 mels, n_fft 1024, hop 256)",
-                           "spectral_trim_samples": scorers.signal.TRIM_SAMPLES},
+                           "spectral_trim_samples": scorers.signal.TRIM_SAMPLES,
+                           "dc_offset": "|mean| of each signal",
+                           "frame_comb_db": {"harmonics_of_40_hz": list(scorers.signal.COMB_HARMONICS),
+                                             "window_frame_periods": scorers.signal.COMB_PERIODS_PER_WINDOW,
+                                             "statistic": "median over harmonics of LTAS peak / midpoints, dB"}},
         "understanding": {"utterances": PROBE_UTTERANCES, "tasks": understanding.TASKS, "log_mel": features.MEL,
                           "heads": list(understanding.HEADS), "seeds": list(understanding.SEEDS),
                           "feature_sets": list(FEATURE_SETS)},
