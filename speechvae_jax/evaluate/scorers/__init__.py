@@ -1,8 +1,8 @@
 """Reconstruction scorers: one small adapter per third-party scorer, all offline, 16 kHz mono.
 
 `score_utterance` runs every scorer on one (original, resynthesis) pair plus the non-intrusive ones
-(DNSMOS, ASR, DC offset and frame-rate comb) on the original as a reference row; `aggregate` turns per-utterance results into
-means (and corpus-level WER/CER as ratios of summed counts)."""
+(DNSMOS, ASR, DC offset and frame-rate comb) on the original as a reference row; `aggregate` turns
+per-utterance results into means (and corpus-level WER/CER as ratios of summed counts)."""
 from __future__ import annotations
 
 import importlib.metadata
