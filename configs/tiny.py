@@ -14,6 +14,7 @@ from speechvae_jax.presets.run import vae_config
 
 def get_config(variant: str = "joint_marginal"):
     c = vae_config("tiny", variant)
+    c.model.decoder.kind = "istft"      # frame-rate ConvNeXt + inverse STFT (docs/training.md, decoder choice)
     c.data.source = "corpus:demo_out/corpus"
     c.data.crop_samples = 8000          # 0.5 s crops (20 latent frames)
     c.teacher.path = "demo_out/teacher/teacher"
