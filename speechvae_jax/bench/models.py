@@ -5,8 +5,9 @@
 Prints: parameter counts of both presets (eval_shape), the tiny generator step (encoder + decoder +
 MR-STFT + KL, forward and backward) with each decoder kind at batch 8 x 0.5 s and x 1 s, the tiny
 discriminator step of each family (MPD, CQT, STFT), learned upsampling as sub-pixel convolutions
-vs Flax ConvTranspose (tiny decoder and paper-scale layers), and the paper-scale forward pass (encode + decode) at batch 1 x 32768 samples. Times are medians over
-`repeats` runs after one compile run; the 1-minute load average is printed since the machine is shared.
+vs Flax ConvTranspose (tiny decoder and paper-scale layers), and the paper-scale forward pass (encode
++ decode) at batch 1 x 32768 samples. Times are medians over `repeats` runs after one compile run; the
+1-minute load average is printed since the machine is shared.
 """
 from __future__ import annotations
 
