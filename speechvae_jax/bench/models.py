@@ -3,10 +3,11 @@
   python -m speechvae_jax.bench.models [--repeats R] [--skip-paper]
 
 Prints: parameter counts of both presets (eval_shape), the tiny generator step (encoder + decoder +
-MR-STFT + KL, forward and backward) at batch 8 x 0.5 s and x 1 s, the tiny discriminator step, learned
-upsampling as sub-pixel convolutions vs Flax ConvTranspose (tiny decoder and paper-scale layers), and
-the paper-scale forward pass (encode + decode) at batch 1 x 32768 samples. Times are medians over
-`repeats` runs after one compile run; the 1-minute load average is printed since the machine is shared.
+MR-STFT + KL, forward and backward) with each decoder kind at batch 8 x 0.5 s and x 1 s, the tiny
+discriminator step of each family (MPD, CQT, STFT), learned upsampling as sub-pixel convolutions
+vs Flax ConvTranspose (tiny decoder and paper-scale layers), and the paper-scale forward pass (encode
++ decode) at batch 1 x 32768 samples. Times are medians over `repeats` runs after one compile run; the
+1-minute load average is printed since the machine is shared.
 """
 from __future__ import annotations
 
@@ -86,25 +87,31 @@ def generator_loss_fn(model):
 
 def tiny_steps(repeats: int) -> None:
     print("== tiny generator step: fwd+bwd of encoder + decoder + MR-STFT (7 res, A-weighted) + KL ==")
-    cfg = model_config("tiny")
-    model = SpeechVAE(cfg)
-    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 800)))["params"]
-    grad = jax.jit(jax.value_and_grad(generator_loss_fn(model)))
-    for samples in (8000, 16000):
-        audio = audio_batch(8, samples)
-        first, med, cpu = timed(grad, params, audio, jax.random.key(1), repeats=repeats, cpu=True)
-        print(f"batch 8 x {samples}: compile+first {first:6.2f}s  step {med:6.3f}s  "
-              f"({8 * samples / 16000 / med:6.1f} audio-s/s)  CPU {cpu:6.3f}s")
-    print("== tiny discriminator step: fwd+bwd of LSGAN loss, MPD + CQT, real and fake ==")
-    disc = Discriminators(cfg.discriminators)
+    for kind in ("bigvgan", "istft"):
+        cfg = model_config("tiny")
+        cfg.decoder.kind = kind
+        model = SpeechVAE(cfg)
+        params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 800)))["params"]
+        grad = jax.jit(jax.value_and_grad(generator_loss_fn(model)))
+        for samples in (8000, 16000):
+            audio = audio_batch(8, samples)
+            first, med, cpu = timed(grad, params, audio, jax.random.key(1), repeats=repeats, cpu=True)
+            print(f"decoder {kind:7s} batch 8 x {samples}: compile+first {first:6.2f}s  step {med:6.3f}s  "
+                  f"({8 * samples / 16000 / med:6.1f} audio-s/s)  CPU {cpu:6.3f}s")
+    print("== tiny discriminator step per family: fwd+bwd of the LSGAN loss on real and fake ==")
     audio = audio_batch(8, 8000)
-    dparams = jax.jit(disc.init)(jax.random.key(0), audio)
+    for family in ("mpd", "cqt", "stft"):
+        dcfg = model_config("tiny").discriminators
+        for f in ("mpd", "cqt", "stft"):
+            dcfg[f].enabled = f == family
+        disc = Discriminators(dcfg)
+        dparams = jax.jit(disc.init)(jax.random.key(0), audio)
 
-    def dloss(p, real, fake):
-        return lsgan_discriminator_loss(disc.apply(p, real), disc.apply(p, fake))
+        def dloss(p, real, fake, disc=disc):
+            return lsgan_discriminator_loss(disc.apply(p, real), disc.apply(p, fake))
 
-    first, med, cpu = timed(jax.jit(jax.grad(dloss)), dparams, audio, audio * 0.5, repeats=repeats, cpu=True)
-    print(f"batch 8 x 8000: compile+first {first:6.2f}s  step {med:6.3f}s  CPU {cpu:6.3f}s")
+        first, med, cpu = timed(jax.jit(jax.grad(dloss)), dparams, audio, audio * 0.5, repeats=repeats, cpu=True)
+        print(f"{family:4s} batch 8 x 8000: compile+first {first:6.2f}s  step {med:6.3f}s  CPU {cpu:6.3f}s")
 
 
 def upsampling(repeats: int) -> None:

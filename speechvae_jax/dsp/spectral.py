@@ -1,8 +1,8 @@
-"""Spectral transforms: framing, the STFT, magnitudes and mel spectrograms.
+"""Spectral transforms: framing, the STFT and its inverse, magnitudes and mel spectrograms.
 
 The one STFT of the project: the reconstruction loss, the metrics, the discriminators and the
-probes' log-mel features all call `stft`. Everything computes in float32 whatever the input dtype.
-Shapes: x [B, N] waveforms.
+probes' log-mel features all call `stft`; `istft` inverts it (the iSTFT decoder head). Everything
+computes in float32 whatever the input dtype. Shapes: x [B, N] waveforms.
 """
 import functools
 
@@ -49,6 +49,51 @@ def stft(x, n_fft: int, hop: int, win_length: int | None = None):
     padded = jnp.pad(x, ((0, 0), (n_fft // 2, n_fft // 2)), mode="reflect")
     frames = frame(padded, n_fft, hop) * win
     return jnp.fft.rfft(frames, n=n_fft, axis=-1)
+
+
+def overlap_add(frames, hop: int):
+    """Sum frames [B, F, W] placed every `hop` samples: -> [B, (F - 1) * hop + W]."""
+    b, f, w = frames.shape
+    if w % hop == 0:
+        # Each frame is W / hop consecutive hop-sized chunks; chunk r of frame f lands on slot f + r.
+        k = w // hop
+        chunks = frames.reshape(b, f, k, hop)
+        out = sum(jnp.pad(chunks[:, :, r], ((0, 0), (r, k - 1 - r), (0, 0))) for r in range(k))
+        return out.reshape(b, (f + k - 1) * hop)
+    idx = (np.arange(f)[:, None] * hop + np.arange(w)[None, :]).ravel()
+    return jnp.zeros((b, (f - 1) * hop + w), frames.dtype).at[:, idx].add(frames.reshape(b, -1))
+
+
+@functools.cache
+def _window_envelope(win_length: int, n_fft: int, hop: int, num_frames: int) -> np.ndarray:
+    """Sum of squared windows placed every hop [(F - 1) * hop + n_fft]; 1 where it vanishes."""
+    win2 = hann_window(win_length, n_fft).astype(np.float64) ** 2
+    env = np.zeros((num_frames - 1) * hop + n_fft)
+    for f in range(num_frames):
+        env[f * hop:f * hop + n_fft] += win2
+    return np.where(env > 1e-11, env, 1.0).astype(np.float32)
+
+
+def istft(spec, n_fft: int, hop: int, win_length: int | None = None, length: int | None = None):
+    """Inverse of `stft` by least-squares overlap-add (Griffin & Lim): complex [B, F, n_fft // 2 + 1]
+    -> float32 [B, length], default length (F - 1) * hop.
+
+    Frame f is centred on sample f * hop as in `stft`, so `istft(stft(x, n, h), n, h,
+    length=x.shape[1])` returns x whenever consecutive windows overlap. Samples past the last frame
+    centre, covered by fewer windows, are divided by the smaller window sum (never by zero).
+    """
+    spec = jnp.asarray(spec, jnp.complex64)
+    if spec.ndim != 3 or spec.shape[-1] != n_fft // 2 + 1:
+        raise ValueError(f"istft expects [B, F, {n_fft // 2 + 1}] for n_fft={n_fft}, got shape {spec.shape}")
+    num = spec.shape[1]
+    length = (num - 1) * hop if length is None else length
+    if length > (num - 1) * hop + n_fft - n_fft // 2:
+        raise ValueError(f"istft: length {length} exceeds what {num} frames of hop {hop} cover")
+    win = hann_window(win_length or n_fft, n_fft)
+    frames = jnp.fft.irfft(spec, n=n_fft, axis=-1).astype(_F32) * win
+    env = _window_envelope(win_length or n_fft, n_fft, hop, num)
+    start = n_fft // 2
+    return (overlap_add(frames, hop) / env)[:, start:start + length]
 
 
 def magnitude(spec, eps: float = 1e-8):

@@ -26,7 +26,7 @@ from ml_collections import ConfigDict
 
 from speechvae_jax.data.sources import SELECTIONS
 
-PROTOCOL = 2  # bump when the meaning of a setting changes: cached parts are then recomputed
+PROTOCOL = 3  # bump when the meaning of a setting changes: cached parts are then recomputed
 FEATURE_SETS = ("latent", "teacher", "teacher_layers", "log_mel")
 KINDS = ("frame", "ctc", "utterance")
 METRICS = {"frame": "accuracy", "utterance": "accuracy", "ctc": "per"}

@@ -109,7 +109,11 @@ def settings(cfg: ConfigDict) -> dict:
         "latent": "posterior mean", "bucket_samples": features.BUCKET_SAMPLES,
         "reconstruction": {"mrstft_fft_sizes": list(scorers.signal.MRSTFT_FFT_SIZES),
                            "mel_distance": "losses.spectral.mel_distance defaults (80 mels, n_fft 1024, hop 256)",
-                           "spectral_trim_samples": scorers.signal.TRIM_SAMPLES},
+                           "spectral_trim_samples": scorers.signal.TRIM_SAMPLES,
+                           "dc_offset": "|mean| of each signal",
+                           "frame_comb_db": {"harmonics_of_40_hz": list(scorers.signal.COMB_HARMONICS),
+                                             "window_frame_periods": scorers.signal.COMB_PERIODS_PER_WINDOW,
+                                             "statistic": "median over harmonics of LTAS peak / midpoints, dB"}},
         "understanding": {"log_mel": features.MEL},
     }
 

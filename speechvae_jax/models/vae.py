@@ -1,4 +1,8 @@
-"""SpeechVAE: DAC-style encoder + VAE bottleneck + BigVGAN decoder, configured by the `model` ConfigDict.
+"""SpeechVAE: DAC-style encoder + VAE bottleneck + decoder, configured by the `model` ConfigDict.
+
+`model.decoder.kind` picks the decoder: "bigvgan" (the release's, models/decoder.py) or "istft" (a
+frame-rate ConvNeXt decoder with an inverse-STFT head, models/istft_decoder.py, settings in
+`model.decoder.istft`).
 
 `encode` gives the posterior (mean, sigma); training calls its two halves `encode_features` and
 `encode_head` (the adaptive-weighting anchor sits between them) and `decode` through
@@ -14,17 +18,50 @@ from ml_collections import ConfigDict
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.decoder import Decoder
 from speechvae_jax.models.encoder import Encoder
+from speechvae_jax.models.istft_decoder import ISTFTDecoder
+
+DECODER_KINDS = ("bigvgan", "istft")
+
+
+def decoder_kind(cfg: ConfigDict) -> str:
+    """`model.decoder.kind`; runs saved before the key existed used the BigVGAN decoder."""
+    return cfg.decoder.get("kind", "bigvgan")
 
 
 def check_model_config(cfg: ConfigDict) -> None:
     """Raise ValueError naming the key when the encoder/decoder hop disagrees with `model.hop`."""
+    kind = decoder_kind(cfg)
+    if kind not in DECODER_KINDS:
+        raise ValueError(f"model.decoder.kind must be one of {DECODER_KINDS}, got {kind!r}")
     enc_hop = math.prod(cfg.encoder.strides)
+    if enc_hop != cfg.hop:
+        raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop}")
+    if kind == "istft":
+        ist = cfg.decoder.istft
+        if ist.upsample < 1 or cfg.hop % ist.upsample:
+            raise ValueError(f"model.decoder.istft.upsample={ist.upsample} must divide model.hop={cfg.hop}")
+        if ist.n_fft < 2 * (cfg.hop // ist.upsample):
+            raise ValueError(f"model.decoder.istft.n_fft={ist.n_fft} must be at least twice the STFT hop "
+                             f"{cfg.hop // ist.upsample} (model.hop / upsample) so that windows overlap")
+        return
     dec_hop = math.prod(cfg.decoder.upsample_rates)
-    if enc_hop != cfg.hop or dec_hop != cfg.hop:
-        raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop} and "
-                         f"prod(model.decoder.upsample_rates)={dec_hop}")
+    if dec_hop != cfg.hop:
+        raise ValueError(f"model.hop={cfg.hop} but prod(model.decoder.upsample_rates)={dec_hop}")
     if len(cfg.decoder.upsample_rates) != len(cfg.decoder.upsample_kernel_sizes):
         raise ValueError("model.decoder.upsample_rates and upsample_kernel_sizes differ in length")
+
+
+def make_decoder(cfg: ConfigDict, dtype, trunk_init: str) -> nn.Module:
+    """The decoder module `model.decoder.kind` names (cfg is the `model` section, already checked)."""
+    dec = cfg.decoder
+    if decoder_kind(cfg) == "istft":
+        ist = dec.istft
+        return ISTFTDecoder(cfg.hop, ist.dim, ist.intermediate, ist.num_blocks, ist.upsample, ist.n_fft,
+                            ist.kernel_size, dtype)
+    return Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
+                   tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
+                   dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False),
+                   dec.get("full_lengths", False))
 
 
 class SpeechVAE(nn.Module):
@@ -40,11 +77,7 @@ class SpeechVAE(nn.Module):
         self.encoder = Encoder(enc.d_model, tuple(enc.strides), tuple(enc.dilations), cfg.latent_dim, dtype,
                                trunk_init, enc.get("scale_bias_init", 0.0), enc.get("final_conv", False),
                                enc.get("weight_norm", False))
-        dec = cfg.decoder
-        self.decoder = Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
-                               tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
-                               dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False),
-                               dec.get("full_lengths", False))
+        self.decoder = make_decoder(cfg, dtype, trunk_init)
 
     def encode_features(self, audio):
         """audio [B, N] -> h [B, ceil(N / hop), C] (compute dtype)."""

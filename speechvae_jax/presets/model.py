@@ -47,14 +47,19 @@ def model_config(size: str) -> ConfigDict:
                     "scale_bias_init": 0.0 if paper else -3.0,
                     # DAC's closing conv k=3 (2048 -> 2048) before `last`; weight norm on every conv but `last`
                     "final_conv": paper, "weight_norm": paper},
-        "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
+        "decoder": {"kind": "bigvgan",   # or "istft" (models/vae.py DECODER_KINDS)
+                    # BigVGAN (kind "bigvgan")
+                    "initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
                     "resblock_dilations": (1, 3, 5), "upsample": "subpixel",
                     # BigVGAN's anti-aliased SnakeBeta (2x up/down Kaiser-sinc) and weight-normed convs
                     "anti_alias": paper, "weight_norm": paper,
                     # upsamplers keep BigVGAN's T * u + u % 2 outputs; the waveform is cropped to T * hop
-                    "full_lengths": paper},
+                    "full_lengths": paper,
+                    # frame-rate ConvNeXt + inverse STFT (kind "istft"): STFT hop = hop / upsample
+                    "istft": {"dim": 512 if paper else 256, "intermediate": 1536 if paper else 768,
+                              "num_blocks": 8, "kernel_size": 7, "upsample": 2, "n_fft": 800}},
         "discriminators": discriminator_config(size),
     })
 

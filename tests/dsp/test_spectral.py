@@ -34,3 +34,37 @@ def test_log_mel_is_floored_log10_of_mel():
     x = tone_plus_noise(2000)
     np.testing.assert_allclose(spectral.log_mel(x), np.log10(np.maximum(np.asarray(spectral.mel_spectrogram(x)), 1e-5)),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_fft,hop,win,n", [(400, 100, None, 4000), (256, 64, 200, 1000), (100, 30, None, 997)])
+def test_istft_inverts_stft(n_fft, hop, win, n):
+    x = tone_plus_noise(n)
+    spec = spectral.stft(x, n_fft, hop, win)
+    y = np.asarray(spectral.istft(spec, n_fft, hop, win, length=n))
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, x, atol=1e-5 * np.abs(x).max())
+
+
+def test_istft_matches_librosa_on_arbitrary_spectra():
+    # Not every array is an STFT: the least-squares overlap-add must still agree with librosa's.
+    rng = np.random.default_rng(0)
+    spec = (rng.normal(size=(2, 9, 65)) + 1j * rng.normal(size=(2, 9, 65))).astype(np.complex64)
+    ours = np.asarray(spectral.istft(spec, 128, 32, length=256))
+    ref = librosa.istft(spec.transpose(0, 2, 1), n_fft=128, hop_length=32, length=256)
+    np.testing.assert_allclose(ours, ref, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("width", [9, 10])  # a multiple of the hop (chunked path) or not (scatter)
+def test_overlap_add_equals_direct_sum(width):
+    frames = np.random.default_rng(1).normal(size=(2, 4, width)).astype(np.float32)
+    ref = np.zeros((2, 3 * 3 + width), np.float32)
+    for f in range(4):
+        ref[:, f * 3:f * 3 + width] += frames[:, f]
+    np.testing.assert_allclose(np.asarray(spectral.overlap_add(frames, 3)), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_istft_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="istft expects"):
+        spectral.istft(np.zeros((1, 5, 10), np.complex64), 32, 8)
+    with pytest.raises(ValueError, match="exceeds"):
+        spectral.istft(np.zeros((1, 5, 17), np.complex64), 32, 8, length=1000)

@@ -100,3 +100,47 @@ def test_score_utterance_and_aggregate(flite_speech):
     assert agg["recon"]["wer"] == 0.0 and agg["ground_truth"]["wer"] == 0.0
     assert agg["recon"]["dnsmos_ovrl"] == pytest.approx(agg["ground_truth"]["dnsmos_ovrl"], abs=0.05)
     assert set(scorers.versions()) == set(scorers.PACKAGES)
+
+
+def _noise(seconds, seed=0, std=0.1):
+    return (std * np.random.default_rng(seed).normal(size=int(seconds * 16000))).astype(np.float32)
+
+
+def test_frame_comb_of_noise_is_flat_and_a_frame_rate_buzz_stands_out():
+    noise = _noise(4.0, std=0.01)
+    assert abs(signal.frame_comb_db(noise)) < 1.0
+    pulses = np.zeros_like(noise)
+    pulses[::400] = 0.5  # a click every latent frame (40 Hz): 12.5 dB by the formula below
+    assert signal.frame_comb_db(noise + pulses) > 10.0
+    # Tones at 50 Hz multiples: the ones off the 40 Hz grid do not make a comb.
+    t = np.arange(len(noise)) / 16000.0
+    tones50 = sum(0.001 * np.cos(2 * np.pi * 50 * k * t) for k in range(2, 20))
+    assert abs(signal.frame_comb_db(noise + tones50.astype(np.float32))) < 1.5
+
+
+def test_frame_comb_reference_value():
+    # Tones of amplitude A on every multiple of 40 Hz over white noise of std s: with a Hann window of
+    # N = 1600 samples, peak bin power / midpoint power = 1 + A^2 N / (6 s^2) (tone gain (A N / 4)^2,
+    # noise gain s^2 * 3N / 8), the midpoints falling on the window's spectral zeros.
+    a, s = 0.01, 0.1
+    noise = _noise(16.0, seed=1, std=s)
+    t = np.arange(len(noise)) / 16000.0
+    tones = sum(a * np.cos(2 * np.pi * 40 * k * t + k) for k in range(1, 30))
+    expected = 10 * np.log10(1 + a * a * 1600 / (6 * s * s))  # 5.64 dB
+    assert signal.frame_comb_db((noise + tones).astype(np.float32)) == pytest.approx(expected, abs=0.4)
+
+
+def test_signal_defects_dc_offset_and_short_input():
+    out = signal.signal_defects(_noise(1.0) + 0.05)
+    assert out["dc_offset"] == pytest.approx(0.05, abs=0.005)
+    assert abs(out["frame_comb_db"]) < 2.0
+    with pytest.raises(ValueError, match="frame comb"):
+        signal.frame_comb_db(_noise(0.05))
+
+
+def test_score_utterance_reports_defects_for_both_rows():
+    ref = _noise(1.0, seed=2)
+    res = scorers.score_utterance(ref, ref - 0.03, intrusive=(), dnsmos_on=False, asr_on=False)
+    assert res["recon"]["dc_offset"] == pytest.approx(abs(ref.mean() - 0.03), rel=1e-4)
+    assert res["ground_truth"]["dc_offset"] == pytest.approx(abs(ref.mean()), rel=1e-4)
+    assert set(res["recon"]) == set(res["ground_truth"]) == {"dc_offset", "frame_comb_db"}

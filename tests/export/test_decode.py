@@ -84,3 +84,34 @@ def test_decode_from_run_directory_selects_ids(tiny_run, tiny_model, some_speech
     assert len(sf.read(paths[0])[0]) == len(some_speech[1]["audio"])
     with pytest.raises(KeyError, match="no-such-id"):
         decode.decode_latents(tiny_run, str(tmp_path / "lat"), str(tmp_path / "wav"), ids=["no-such-id"])
+
+
+def test_istft_decoder_decodes_canonically_in_windows():
+    """The iSTFT decoder is local: its measured receptive field lets long latents be decoded in
+    overlapping windows exactly as in one call (the canonical decoding of export.codec)."""
+    import jax
+    import jax.numpy as jnp
+
+    from speechvae_jax.engine.checkpoint import params_hash
+    from speechvae_jax.export import codec
+    from speechvae_jax.inference import InferenceModel
+    from speechvae_jax.models.vae import SpeechVAE
+    from speechvae_jax.presets.run import vae_config
+
+    config = vae_config("tiny", "none")
+    config.model.decoder.kind = "istft"
+    config.model.decoder.istft.update(dim=32, intermediate=64, num_blocks=2)
+    params = jax.jit(SpeechVAE(config.model).init)(jax.random.PRNGKey(0), jnp.zeros((1, 800)))["params"]
+    model = InferenceModel(config=config, params=params, step=0, checkpoint_hash=params_hash(params))
+    left, right = codec.decoder_context(model)
+    # embed conv(7): 3 latent frames; upsample x2 (kernel 4) and 2 depthwise conv(7) blocks at 80 Hz:
+    # 1 + 2 * 3 STFT frames; the 800-sample window reaches 2 STFT frames more. In latent frames: 3 + 5 = 8.
+    assert 0 < left <= 8 and 0 < right <= 8
+    rng = np.random.default_rng(0)
+    latents = [rng.normal(size=(t, 64)).astype(np.float32) for t in (30, 150)]
+    got = codec.decode_utterances(model, latents, (left, right), codec.Buckets(frames=(64,), frames_per_batch=128))
+    for z, audio in zip(latents, got):
+        padded = np.pad(z, ((0, right + 5), (0, 0)))[None]
+        want = np.asarray(model.decode(padded))[0, :len(z) * model.hop]
+        assert audio.shape == want.shape
+        np.testing.assert_allclose(audio, want, atol=2e-5)

@@ -1,8 +1,8 @@
 """Reconstruction scorers: one small adapter per third-party scorer, all offline, 16 kHz mono.
 
 `score_utterance` runs every scorer on one (original, resynthesis) pair plus the non-intrusive ones
-(DNSMOS, ASR) on the original as a reference row; `aggregate` turns per-utterance results into
-means (and corpus-level WER/CER as ratios of summed counts)."""
+(DNSMOS, ASR, DC offset and frame-rate comb) on the original as a reference row; `aggregate` turns
+per-utterance results into means (and corpus-level WER/CER as ratios of summed counts)."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -14,7 +14,7 @@ from speechvae_jax.constants import SAMPLE_RATE  # noqa: F401  (scorers.SAMPLE_R
 from speechvae_jax.evaluate.scorers.asr import asr_errors
 from speechvae_jax.evaluate.scorers.dnsmos import dnsmos_scores
 from speechvae_jax.evaluate.scorers.pesq_stoi import pesq_scores, stoi_scores
-from speechvae_jax.evaluate.scorers.signal import si_sdr, spectral_distances
+from speechvae_jax.evaluate.scorers.signal import si_sdr, signal_defects, spectral_distances
 from speechvae_jax.evaluate.scorers.speaker import speaker_similarity
 
 PACKAGES = ("pesq", "pystoi", "speechmos", "onnxruntime", "resemblyzer", "torch", "pocketsphinx",
@@ -64,6 +64,8 @@ def score_utterance(ref: np.ndarray, rec: np.ndarray, text: str = "", *,
     recon, truth, errors, hyps = {}, {}, {}, {}
     for name in intrusive:
         _run(name, lambda: INTRUSIVE[name](ref, rec), recon, errors)
+    _run("defects", lambda: signal_defects(rec), recon, errors)
+    _run("defects_ground_truth", lambda: signal_defects(ref), truth, errors)
     if dnsmos_on:
         _run("dnsmos", lambda: dnsmos_scores(rec), recon, errors)
         _run("dnsmos_ground_truth", lambda: dnsmos_scores(ref), truth, errors)
