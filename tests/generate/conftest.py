@@ -32,3 +32,29 @@ def small():
     inp = dit_inputs()
     params = jax.jit(model.init)(jax.random.key(0), **inp)["params"]
     return model, jax.jit(model.apply), params, inp
+
+
+def synthetic_utterance(uid: str, speaker: str, seed: int) -> dict:
+    """A standard utterance (0.6-1.2 s of harmonic tones) with phonemes "a".."e" and sample timings."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(9600, 19200))
+    t = np.arange(n) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * np.hanning(n)).astype(np.float32)
+    phones = [str(p) for p in rng.choice(list("abcde"), size=int(rng.integers(3, 7)))]
+    edges = np.linspace(800, n - 800, len(phones) + 1).astype(np.int32)
+    return {"id": uid, "audio": audio, "text": " ".join(phones), "phonemes": " ".join(phones),
+            "speaker": speaker, "phoneme_starts": edges[:-1], "phoneme_ends": edges[1:]}
+
+
+@pytest.fixture(scope="session")
+def tts_latents(tiny_model, tmp_path_factory) -> str:
+    """An export root with `train` (16) and `valid` (8) exports of synthetic utterances of two
+    speakers, encoded by the random-weight tiny VAE."""
+    from speechvae_jax.export.writer import ExportOptions, export_model
+
+    root = tmp_path_factory.mktemp("tts_latents")
+    for split, count in (("train", 16), ("valid", 8)):
+        records = [synthetic_utterance(f"{split}{i}", f"s{i % 2}", seed=100 * len(split) + i) for i in range(count)]
+        export_model(tiny_model, records, str(root / split), source_spec="synthetic", split=split,
+                     options=ExportOptions(shard_size=8))
+    return str(root)
