@@ -5,7 +5,7 @@
 
 Variants (the alignment scheme): joint_marginal (default), time_axis, speechtokenizer_t, d_axis,
 marginal_cosine, distance_matrix, none. On CPU this config is only checked by shape evaluation
-(tests/train/test_paper_config.py).
+(tests/train/test_loop.py::test_paper_scale_step_traces).
 """
 from speechvae_jax.presets.run import vae_config
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command (README, and .ci/run calls exactly this): set-up, then the whole suite.
+# The test command (README, and .ci/run calls exactly this): set-up, lint, then the whole suite.
 # Extra arguments go to pytest, e.g. `bash launch/test.sh -k alignment`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/launch/setup.sh"
 cd "$ROOT"
+echo "[test] ruff check"
+ruff check .
 set +e
 python -m pytest -q -ra --durations=15 tests "$@"
 rc=$?

@@ -33,6 +33,14 @@ def as_path(path: PathLike) -> epath.Path:
     return epath.Path(os.path.abspath(os.path.expanduser(p)))
 
 
+def require_local(path: PathLike, what: str) -> str:
+    """`path` as an absolute local path, or ValueError for an object-store URL that `what` cannot write."""
+    if is_remote(path):
+        raise ValueError(f"{what} writes to a local folder, not {path}: write it locally, then copy it "
+                         "(e.g. gsutil -m cp -r LOCAL_DIR gs://...)")
+    return os.fspath(as_path(path))
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     p = as_path(path)

@@ -9,11 +9,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(os.path.expanduser("~"), ".cache", "speechvae_jax", "xla-tests"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
 
+import json  # noqa: E402
+
 import pytest  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: slower test guarding a real capability (still run in CI)")
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +25,31 @@ def tiny_corpus(tmp_path_factory) -> str:
 
     out = tmp_path_factory.mktemp("tiny_corpus")
     return "corpus:" + corpus.build_corpus(str(out), minutes=2, seed=0, workers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """InferenceModel of the tiny preset with random (seed 0) weights."""
+    import jax
+    import jax.numpy as jnp
+
+    from speechvae_jax.engine.checkpoint import params_hash
+    from speechvae_jax.inference import InferenceModel
+    from speechvae_jax.models.vae import SpeechVAE
+    from speechvae_jax.presets.run import vae_config
+
+    config = vae_config("tiny", "none")
+    params = jax.jit(SpeechVAE(config.model).init)(jax.random.PRNGKey(0), jnp.zeros((1, 800)))["params"]
+    return InferenceModel(config=config, params=params, step=7, checkpoint_hash=params_hash(params))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_model, tmp_path_factory) -> str:
+    """A run directory (config.json + Orbax checkpoint at step 7 with the EMA params) for the model."""
+    from speechvae_jax.engine import checkpoint
+
+    workdir = str(tmp_path_factory.mktemp("run"))
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(tiny_model.config.to_dict(), f)
+    checkpoint.write_checkpoint(workdir, tiny_model.step, {"ema": {"vae": tiny_model.params}})
+    return workdir

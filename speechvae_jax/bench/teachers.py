@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.evaluate.teacher_quality import phoneme_probe_figures
+from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.teachers.config import EncoderConfig
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.teachers.store import build_teacher, load_teacher
@@ -76,8 +77,7 @@ def main() -> None:
     if args.teacher:
         tiny = load_teacher(args.teacher)
     else:
-        from configs.teacher_tiny import get_config
-        tiny = _random_teacher(EncoderConfig.from_dict(get_config().model.to_dict()))
+        tiny = _random_teacher(EncoderConfig.from_dict(load_config_file("teacher_tiny").model.to_dict()))
     print("tiny teacher, 10 s:", json.dumps(throughput(tiny, 10.0, args.repeats)), flush=True)
     if not args.skip_large:
         print("WavLM-Large shape, 2 s:", json.dumps(throughput(_random_teacher(WAVLM_LARGE), 2.0, args.repeats)))

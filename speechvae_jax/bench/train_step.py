@@ -2,9 +2,9 @@
 
   python -m speechvae_jax.bench.train_step [--size tiny|paper] [--batch B] [--crop N] [--repeats R]
 
-For each step kind it prints the first call (compilation included), median step time, steps/s and audio-seconds/s, and the
-overhead of adaptive weighting (joint_marginal with `alignment.adaptive` on vs off). The teacher is
-a real WavLM-layout encoder at random weights (tiny: 4 layers x 256; paper: WavLM-Large shape).
+For each step kind it prints the first call (compilation included), median step time, steps/s and
+audio-seconds/s, and the overhead of adaptive weighting (joint_marginal with `alignment.adaptive` on
+vs off). The teacher is a real WavLM-layout encoder at random weights (tiny: 4 layers x 256; paper: WavLM-Large shape).
 Peak resident memory of the process is printed at the end.
 """
 from __future__ import annotations

@@ -84,7 +84,7 @@ class _Espeak:
         try:
             self.lib = ctypes.CDLL("libespeak-ng.so.1")
         except OSError as e:
-            raise SynthError(f"libespeak-ng.so.1 not found (apt-get install libespeak-ng1): {e}")
+            raise SynthError(f"libespeak-ng.so.1 not found (apt-get install libespeak-ng1): {e}") from e
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None,
                                                _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
         if self.rate <= 0:

@@ -100,9 +100,10 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
                   process_index: int, process_count: int, features=None) -> grain.IterDataset:
     """Endless per-process batches {"audio", "mask": float32 [b, crop_samples]}.
 
-    `features` (optional, e.g. teachers.cache.CachedTargets): crops then start at multiples of
-    `features.hop` and each item also gets `features.crop(id, start, crop_samples)` (a dict of
-    arrays, stacked into the batch), so precomputed per-utterance features follow the audio crop.
+    `features` (optional; teachers.cache.CachedTargets, pretrain's cluster targets): crops then start at
+    multiples of `features.hop` and each item also gets `features.crop(record, start, crop_samples, rng)`
+    (a dict of arrays, stacked into the batch; rng is the item's own generator), so per-utterance
+    targets follow the audio crop.
 
     b = global_batch_size / process_count. Process i reads items i, i + P, i + 2P, ... of the
     split (disjoint, complete); each epoch reshuffles them with `seed`. The iterator's
@@ -132,7 +133,7 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
             return {"audio": audio, "mask": mask}
         start = crop_start(rec["audio"].size, crop_samples, rng, features.hop)
         audio, mask = cut(rec["audio"], start, crop_samples)
-        return {"audio": audio, "mask": mask, **features.crop(rec["id"], start, crop_samples)}
+        return {"audio": audio, "mask": mask, **features.crop(rec, start, crop_samples, rng)}
 
     ds = grain.MapDataset.range(len(source))[process_index::process_count]
     ds = ds.shuffle(seed=seed).repeat(None).random_map(load_and_crop, seed=seed)

@@ -296,6 +296,31 @@ def read_records(spec: str, split: str, limit: int | None = None, *, progress: b
                      "skip_reasons": [str(e) for e in skips.errors]}
 
 
+class EmptySelection(ValueError):
+    """A source and split that select no utterances (the message lists the splits' sizes)."""
+
+
+def default_split(spec: str) -> str:
+    """The split commands use when none is given: a whole folder ("all"), else "test"."""
+    return "all" if _parse(spec)[0] == "folder" else "test"
+
+
+def split_sizes(spec: str) -> dict[str, int]:
+    """{split: number of items} of a source (a folder: all, train, valid, test)."""
+    splits = ["all", *SPLIT_FRACTIONS] if _parse(spec)[0] == "folder" else list_splits(spec)
+    return {s: len(open_source(spec, s)) for s in splits}
+
+
+def open_nonempty(spec: str, split: str) -> UtteranceSource:
+    """`open_source`, or EmptySelection naming the source, the split and every split's size."""
+    source = open_source(spec, split)
+    if len(source) == 0:
+        sizes = ", ".join(f"{k}={v}" for k, v in split_sizes(spec).items())
+        raise EmptySelection(f"{spec} split {split!r} selects no utterances (split sizes: {sizes}); "
+                             "choose another --split")
+    return source
+
+
 def open_source(spec: str, split: str) -> UtteranceSource:
     """Open `corpus:DIR`, `folder:DIR` or `tfds:NAME[@DATA_DIR]` for `split`."""
     kind, rest = _parse(spec)

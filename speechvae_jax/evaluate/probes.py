@@ -229,7 +229,7 @@ def ctc_greedy_decode(best: np.ndarray, mask: np.ndarray, blank: int = 0) -> lis
 
 def _pad_labels(labels: Sequence[Sequence[int]], num_tokens: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Ragged token ids in [0, num_tokens) -> (ids + 1 [B,U] (0 = blank), paddings [B,U])."""
-    width = max([len(l) for l in labels] + [1])
+    width = max([len(lab) for lab in labels] + [1])
     ids = np.zeros((len(labels), width), np.int32)
     pad = np.ones((len(labels), width), np.float32)
     for b, seq in enumerate(labels):
@@ -243,7 +243,7 @@ def _pad_labels(labels: Sequence[Sequence[int]], num_tokens: int, name: str) -> 
 
 def _ctc_feasible(labels: Sequence[Sequence[int]], frames: np.ndarray) -> np.ndarray:
     """bool [B]: CTC can emit the label in the frames (length plus one blank per repeat)."""
-    need = np.array([len(l) + sum(int(a == b) for a, b in zip(l[:-1], l[1:])) for l in labels])
+    need = np.array([len(lab) + sum(int(a == b) for a, b in zip(lab[:-1], lab[1:])) for lab in labels])
     return (need <= frames) & (need > 0)
 
 
@@ -260,11 +260,11 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
     Returns `{"error_rate", "train_error_rate", "final_loss", "num_train", "num_test",
     "skipped_train"}`; training utterances whose label cannot fit their frames are skipped and
     counted (test ones are still scored)."""
-    for name, x, m, l in (("train", train_x, train_mask, train_labels),
+    for name, x, m, lab in (("train", train_x, train_mask, train_labels),
                           ("test", test_x, test_mask, test_labels)):
-        if np.ndim(x) != 3 or np.shape(m) != np.shape(x)[:2] or len(l) != len(x) or len(x) == 0:
+        if np.ndim(x) != 3 or np.shape(m) != np.shape(x)[:2] or len(lab) != len(x) or len(x) == 0:
             raise ValueError(f"{name}: expected non-empty x [B,T,D], mask [B,T] and B label sequences, got "
-                             f"{np.shape(x)}, {np.shape(m)}, {len(l)}")
+                             f"{np.shape(x)}, {np.shape(m)}, {len(lab)}")
     train_mask = np.asarray(train_mask, np.float32)
     test_mask = np.asarray(test_mask, np.float32)
     ok = _ctc_feasible(train_labels, train_mask.sum(1))
@@ -286,7 +286,7 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
         errors = sum(edit_distance(list(r), [h - 1 for h in hy]) for r, hy in zip(labels, hyps))
         return errors / max(1, sum(len(r) for r in labels))
 
-    kept = [l for l, k in zip(train_labels, ok) if k]
+    kept = [lab for lab, k in zip(train_labels, ok) if k]
     return {
         "error_rate": float(error_rate(xt, test_mask, test_labels)),
         "train_error_rate": float(error_rate(xs, ms, kept)),

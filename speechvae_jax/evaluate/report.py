@@ -16,7 +16,7 @@ import tqdm
 from absl import logging
 
 from speechvae_jax import fileio
-from speechvae_jax.engine.checkpoint import load_config
+from speechvae_jax.engine.rundir import load_config
 from speechvae_jax.evaluate import features, plots, reconstruction, scorers, understanding
 from speechvae_jax.export import writer
 from speechvae_jax.inference import load_for_inference
@@ -192,6 +192,7 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
+    fileio.require_local(workdir, "evaluate (RUN/eval)")
     config = load_config(workdir)
     data = data or config.data.source
     model = load_for_inference(workdir)

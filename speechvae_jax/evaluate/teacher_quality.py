@@ -12,8 +12,8 @@ import numpy as np
 
 from speechvae_jax.constants import LATENT_HOP
 from speechvae_jax.evaluate import features, probes, understanding
+from speechvae_jax.pretrain.labels import mfcc_features
 from speechvae_jax.teachers.features import teacher_targets
-from speechvae_jax.teachers.labels import mfcc_features
 from speechvae_jax.teachers.store import load_teacher
 
 

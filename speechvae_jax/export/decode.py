@@ -15,6 +15,7 @@ import soundfile as sf
 from absl import logging
 from tqdm import tqdm
 
+from speechvae_jax import fileio
 from speechvae_jax.constants import SAMPLE_RATE
 from speechvae_jax.export import codec
 from speechvae_jax.export.reader import latent_source
@@ -28,6 +29,7 @@ def wav_name(uid: str) -> str:
 def decode_model_latents(model, latents_dir: str, out_dir: str, ids: Sequence[str] | None = None, *,
                          buckets: codec.Buckets = codec.Buckets(), batch_items: int = 32) -> list[str]:
     """Decode the records `ids` (default all) of an export with an `InferenceModel`; -> wav paths."""
+    out_dir = fileio.require_local(out_dir, "decode")
     source = latent_source(latents_dir)
     if source.manifest["latent_dim"] != model.latent_dim or source.manifest["hop"] != model.hop:
         raise ValueError(f"{latents_dir}: latents are {source.manifest['latent_dim']}-d at hop "

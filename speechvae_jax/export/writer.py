@@ -23,7 +23,7 @@ from tqdm import tqdm
 from speechvae_jax import fileio
 from speechvae_jax.constants import SAMPLE_RATE
 from speechvae_jax.data.audio import AudioError
-from speechvae_jax.data.sources import open_source
+from speechvae_jax.data.sources import open_nonempty
 from speechvae_jax.export import codec, layout, records
 from speechvae_jax.inference import load_for_inference
 
@@ -63,7 +63,7 @@ def export_latents(workdir: str, data_spec: str, out_dir: str, *, split: str = "
     Returns the manifest on process 0 (None on the others).
     """
     model = load_for_inference(workdir, step)
-    source = open_source(data_spec, split)
+    source = open_nonempty(data_spec, split)
     options = ExportOptions(mode=mode, dtype=dtype, seed=seed, shard_size=shard_size, buckets=buckets)
     return export_model(model, source, out_dir, source_spec=data_spec, split=split, options=options)
 
@@ -72,6 +72,7 @@ def export_model(model, source, out_dir: str, *, source_spec: str, split: str,
                  options: ExportOptions = ExportOptions()) -> dict | None:
     """Export with an `InferenceModel` and a random-access source of standard utterances."""
     pi, pc = jax.process_index(), jax.process_count()
+    out_dir = fileio.require_local(out_dir, "export")
     os.makedirs(out_dir, exist_ok=True)
     num_inputs = len(source)
     num_shards = max(1, -(-num_inputs // options.shard_size))

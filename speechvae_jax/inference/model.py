@@ -10,11 +10,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 from ml_collections import ConfigDict
 
 from speechvae_jax.dsp.frames import frame_mask
-from speechvae_jax.engine import checkpoint
+from speechvae_jax.engine import checkpoint, rundir
 from speechvae_jax.models.vae import SpeechVAE
 
 
@@ -54,24 +53,21 @@ class InferenceModel:
 
 def load_for_inference(workdir: str, step: int | None = None) -> InferenceModel:
     """The EMA generator of a run at `step` (default: the latest checkpoint)."""
-    config = checkpoint.load_config(workdir)
-    mngr = checkpoint.make_manager(workdir, keep=1, read_only=True)
-    steps = mngr.all_steps()
+    config = rundir.load_config(workdir)
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    steps = ckpts.steps()
     if not steps:
-        raise FileNotFoundError(f"no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
+        raise FileNotFoundError(f"no checkpoint in {ckpts.directory}")
     step = max(steps) if step is None else step
     if step not in steps:
-        raise ValueError(f"step {step} not in {checkpoint.checkpoint_dir(workdir)} (have {sorted(steps)})")
+        raise ValueError(f"step {step} not in {ckpts.directory} (have {steps})")
     # Restore only the EMA generator, onto this process's first device, whatever topology saved it.
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     shapes = jax.eval_shape(SpeechVAE(config.model).init, jax.random.PRNGKey(0),
                             jnp.zeros((1, int(config.model.hop)), jnp.float32))["params"]
     target = {"ema": {"vae": jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)}}
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-        partial_restore=True)))
-    params = restored["state"]["ema"]["vae"]
-    mngr.close()
+    params = ckpts.restore_subtree(step, target)["ema"]["vae"]
+    ckpts.close()
     return InferenceModel(config=config, params=params, step=int(step),
                           checkpoint_hash=checkpoint.params_hash(params))

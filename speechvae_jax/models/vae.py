@@ -1,8 +1,9 @@
 """SpeechVAE: DAC-style encoder + VAE bottleneck + BigVGAN decoder, configured by the `model` ConfigDict.
 
 `encode` gives the posterior (mean, sigma); training calls its two halves `encode_features` and
-`encode_head` (the adaptive-weighting anchor sits between them) and `decode` through `apply(..., method=...)`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"]) and
-params["decoder"].
+`encode_head` (the adaptive-weighting anchor sits between them) and `decode` through
+`apply(..., method=...)`. Parameters: params["encoder"] (the last layer at params["encoder"]["last"])
+and params["decoder"].
 """
 import math
 

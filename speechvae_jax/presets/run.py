@@ -3,12 +3,14 @@
 The sections here are the ones that do not depend on the model size; model, loss and alignment
 sections come from presets/model.py and presets/alignment.py.
 """
+import importlib
 import importlib.util
 import os
 
 from ml_collections import ConfigDict
 
 from speechvae_jax.data.pipeline import default_data_config
+from speechvae_jax.engine.loop import default_mesh_config, default_train_config
 from speechvae_jax.presets.alignment import SCHEMES, alignment_config
 from speechvae_jax.presets.model import loss_config, model_config
 
@@ -40,33 +42,38 @@ def vae_config(size: str, variant: str) -> ConfigDict:
     c.optim.clip_norm = 0.0        # global-norm clipping; 0 = off
     c.optim.ema_decay = 0.9999
 
-    c.train = ConfigDict()
+    c.train = default_train_config()
     c.train.num_steps = 600_000
     c.train.batch_size = 16        # global batch
-    c.train.seed = 0
     c.train.update_mode = "alternating"   # or "simultaneous"
     c.train.disc_start = 0
     c.train.log_every = 50
-    c.train.eval_every = 5000
-    c.train.eval_batches = 4
-    c.train.sample_every = 10000
-    c.train.num_samples = 3
     c.train.checkpoint_every = 5000
     c.train.keep_checkpoints = 3
+    c.train.best_metric = "val/stft"
+    c.train.sample_every = 10000
+    c.train.num_samples = 3
 
-    c.mesh = ConfigDict()
-    c.mesh.shape = (-1, 1)         # (data, fsdp); -1 = all remaining devices
-    c.mesh.fsdp_min_size = 2**18   # params with fewer elements stay replicated
+    # Periodic evaluators by name (engine.evaluators): EMA reconstructions of fixed validation crops.
+    c.evals = ConfigDict({"val": {"type": "vae_reconstruction", "every": 5000, "batches": 4}})
+    c.mesh = default_mesh_config()
     return c
 
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "configs")
-
-
-def load_config_file(name: str, variant: str = "joint_marginal") -> ConfigDict:
-    """`configs/<name>.py:get_config(variant)` of this checkout, from code (tests, benchmarks)."""
-    spec = importlib.util.spec_from_file_location(f"configs_{name}", os.path.join(CONFIGS_DIR, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def load_config_file(name: str, variant: str | None = None) -> ConfigDict:
+    """`get_config(variant)` (or `get_config()` when variant is None) of a config file: `name` is a
+    path, or a name looked up as ./configs/<name>.py, then in the installed package
+    (speechvae_jax.configs, setup.py)."""
+    for path in (name, os.path.join("configs", f"{name}.py")):
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location(f"speechvae_config_{os.path.basename(path)[:-3]}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.get_config() if variant is None else module.get_config(variant)
+    if name.endswith(".py") or os.sep in name:
+        raise FileNotFoundError(f"config file {name} not found")
+    try:
+        module = importlib.import_module(f"speechvae_jax.configs.{name}")
+    except ModuleNotFoundError as e:
+        raise FileNotFoundError(f"no config {name!r}: not ./configs/{name}.py nor in the installed package") from e
     return module.get_config(variant)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from speechvae_jax import fileio
 from speechvae_jax.data import audio as audio_lib
-from speechvae_jax.data import pipeline
+from speechvae_jax.data import pipeline, sources
 from speechvae_jax.teachers.store import Teacher, load_teacher
 
 RECORDS_FILE = "features.array_record"
@@ -36,8 +36,8 @@ def cache_identity(teacher: Teacher, layers: int | Sequence[int] | None = None) 
     elif isinstance(layers, (int, np.integer)):
         layers = [int(layers)]
     n = teacher.config.num_hidden_layers + 1
-    layers = [int(l) % n if -n <= int(l) < n else int(l) for l in layers]
-    bad = [l for l in layers if not 0 <= l < n]
+    layers = [int(layer) % n if -n <= int(layer) < n else int(layer) for layer in layers]
+    bad = [layer for layer in layers if not 0 <= layer < n]
     if bad or not layers:
         raise ValueError(f"cache layers {bad or layers} out of range 0..{n - 1}")
     return {"teacher": teacher.identity, "layers": layers, "frame_rate": teacher.frame_rate,
@@ -55,10 +55,10 @@ def check_identity(found: dict, expected: dict, where: str) -> None:
 def _batches(teacher: Teacher, data_spec: str, split: str, batch_size: int, skips):
     """Padded batches for layer-norm teachers; exact-length single utterances for group-norm ones
     (their first conv normalises over the whole input, padding included)."""
+    source = sources.open_nonempty(data_spec, split)
     if teacher.config.feat_extract_norm == "group":
-        return pipeline.utterance_batches(data_spec, batch_size=1, bucket_samples=1, split=split, skips=skips)
-    return pipeline.utterance_batches(data_spec, batch_size=batch_size, bucket_samples=16000, split=split,
-                                      skips=skips)
+        return pipeline.utterance_batches(source, batch_size=1, bucket_samples=1, skips=skips)
+    return pipeline.utterance_batches(source, batch_size=batch_size, bucket_samples=16000, skips=skips)
 
 
 def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, layers=None, *,
@@ -69,6 +69,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r}: use float32 or float16")
+    out_dir = fileio.require_local(out_dir, "teacher cache")
     teacher = load_teacher(teacher_path)
     identity = cache_identity(teacher, layers)
     meta_path = os.path.join(out_dir, META_FILE)
@@ -89,7 +90,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
     with tqdm(desc=f"teacher cache {split}", unit="utt") as bar:
         for batch in _batches(teacher, data_spec, split, batch_size, skips):
             hidden = teacher.hidden_states(batch["audio"], batch["mask"])
-            chosen = np.stack([np.asarray(hidden[l]) for l in identity["layers"]], axis=1)  # [b,K,T,D]
+            chosen = np.stack([np.asarray(hidden[layer]) for layer in identity["layers"]], axis=1)  # [b,K,T,D]
             lengths = batch["mask"].sum(1).astype(int)
             for row, uid, n in zip(chosen, batch["ids"], lengths):
                 feats = row[:, :teacher.config.num_frames(int(n))].astype(dtype)
@@ -186,15 +187,15 @@ class CachedTargets:
             k: v for k, v in cache_identity(teacher, list(layers)).items() if k != "layers"})
         n = teacher.config.num_hidden_layers + 1
         cached = list(self.cache.meta["layers"])
-        wanted = [int(l) % n for l in layers]
-        missing = [l for l in wanted if l not in cached]
+        wanted = [int(layer) % n for layer in layers]
+        missing = [layer for layer in wanted if layer not in cached]
         if missing:
             raise ValueError(f"{directory}: teacher layers {missing} are not cached (cached: {cached}); "
                              "rebuild with `speechvae teacher cache` for those layers")
-        self.rows = [cached.index(l) for l in wanted]
+        self.rows = [cached.index(layer) for layer in wanted]
         self.hop, self.receptive_field = teacher.hop, teacher.receptive_field
 
-    def crop(self, uid: str, sample_offset: int, num_samples: int) -> dict[str, np.ndarray]:
-        feats = self.cache.lookup([uid])[0][self.rows]
+    def crop(self, record: dict, sample_offset: int, num_samples: int, rng=None) -> dict[str, np.ndarray]:
+        feats = self.cache.lookup([record["id"]])[0][self.rows]
         out, _ = crop_features(feats, sample_offset, num_samples, self.hop, self.receptive_field)
         return {"teacher": out}

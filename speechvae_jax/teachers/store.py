@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import safetensors.numpy
 from flax import traverse_util
 
 from speechvae_jax import fileio
@@ -40,27 +40,27 @@ def teacher_identity(cfg: EncoderConfig, params: Any) -> str:
 
 def save_teacher(path: str, cfg: EncoderConfig, params: Any, default_layer: int,
                  meta: dict | None = None) -> None:
-    """Write params then config.json (written last, with `"complete": true`)."""
-    from safetensors.numpy import save_file
+    """Write params then config.json (written last, with `"complete": true`); local or gs://."""
     if not 0 <= default_layer <= cfg.num_hidden_layers:
         raise ValueError(f"default_layer {default_layer} outside 0..{cfg.num_hidden_layers}")
-    os.makedirs(path, exist_ok=True)
+    root = fileio.as_path(path)
+    root.mkdir(parents=True, exist_ok=True)
     flat = {k: np.ascontiguousarray(np.asarray(v, np.float32))
             for k, v in traverse_util.flatten_dict(params, sep="/").items()}
-    save_file(flat, os.path.join(path, PARAMS_FILE))
+    fileio.atomic_write_bytes(root / PARAMS_FILE, safetensors.numpy.save(flat))
     record = {"format": FORMAT, "version": 1, "encoder": cfg.to_dict(), "default_layer": int(default_layer),
               "identity": teacher_identity(cfg, params), **(meta or {}), "complete": True}
-    fileio.atomic_write_json(os.path.join(path, CONFIG_FILE), record)
+    fileio.atomic_write_json(root / CONFIG_FILE, record)
 
 
 def is_complete(path: str) -> bool:
     """True if `path` holds a fully written teacher."""
+    root = fileio.as_path(path)
     try:
-        with open(os.path.join(path, CONFIG_FILE)) as f:
-            record = json.load(f)
+        record = json.loads((root / CONFIG_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return record.get("complete") is True and os.path.isfile(os.path.join(path, PARAMS_FILE))
+    return record.get("complete") is True and (root / PARAMS_FILE).exists()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,21 +123,20 @@ def build_teacher(cfg: EncoderConfig, params: Any, default_layer: int, meta: dic
 
 
 def load_teacher(path: str) -> Teacher:
-    """Load a teacher written by `convert_checkpoint` or `pretrain`."""
-    from safetensors.numpy import load_file
-    cfg_path = os.path.join(path, CONFIG_FILE)
-    if not os.path.isfile(cfg_path):
+    """Load a teacher written by `convert_checkpoint` or `pretrain` (local or gs://)."""
+    root = fileio.as_path(path)
+    cfg_path = root / CONFIG_FILE
+    if not cfg_path.exists():
         raise FileNotFoundError(f"{path}: no {CONFIG_FILE}; convert a checkpoint with "
                                 "`speechvae teacher convert SRC DST` or pretrain one first")
-    with open(cfg_path) as f:
-        record = json.load(f)
+    record = json.loads(cfg_path.read_text())
     if record.get("format") != FORMAT or not record.get("complete"):
         raise ValueError(f"{cfg_path}: not a complete {FORMAT} directory")
-    params_path = os.path.join(path, PARAMS_FILE)
-    if not os.path.isfile(params_path):
+    params_path = root / PARAMS_FILE
+    if not params_path.exists():
         raise FileNotFoundError(f"{path}: {PARAMS_FILE} is missing")
     cfg = EncoderConfig.from_dict(record["encoder"])
-    params = traverse_util.unflatten_dict(load_file(params_path), sep="/")
+    params = traverse_util.unflatten_dict(safetensors.numpy.load(params_path.read_bytes()), sep="/")
     meta = {k: v for k, v in record.items() if k not in ("encoder", "default_layer")}
     teacher = build_teacher(cfg, params, int(record["default_layer"]), meta)
     if record.get("identity") not in (None, teacher.identity):

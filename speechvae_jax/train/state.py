@@ -7,7 +7,7 @@ state = {
   "ema": {"vae": ...},                   # EMA of the VAE params: what export and evaluation use
   "disc": ...,                           # discriminator params
   "gen_opt": ..., "disc_opt": ...,       # optax states
-  "skipped": int32 [],                   # updates skipped because a loss or gradient was not finite
+  "skipped": int32 [], "skipped_run": int32 [],   # non-finite updates skipped: in all, in a row
 }
 The frozen teacher is never part of it.
 """
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from ml_collections import ConfigDict
 
+from speechvae_jax.engine.update import base_state
 from speechvae_jax.models.discriminators import Discriminators
 from speechvae_jax.models.projection import aligned_width, make_projection
 from speechvae_jax.models.vae import SpeechVAE
@@ -43,8 +44,7 @@ class Modules:
         self.disc = Discriminators(config.model.discriminators)
         self.aligning = config.alignment.scheme != "none"
         if self.aligning and teacher_dim is None:
-            raise ValueError("alignment scheme %r needs a teacher (config.teacher.path)"
-                             % config.alignment.scheme)
+            raise ValueError(f"alignment scheme {config.alignment.scheme!r} needs a teacher (config.teacher.path)")
         self.proj = (make_projection(config.alignment, teacher_dim, config.model.latent_dim)
                      if self.aligning else None)
         self.gen_tx = make_optimizer(config.optim, config.optim.lr)
@@ -62,14 +62,12 @@ class Modules:
             gen["proj"] = self.proj.init(k_proj, z)["params"]
         disc = self.disc.init(k_disc, audio)["params"]
         return {
-            "step": jnp.zeros((), jnp.int32),
-            "rng": rng,
+            **base_state(rng),
             "gen": gen,
             "ema": {"vae": jax.tree.map(jnp.copy, gen["vae"])},  # own buffers: the step donates state
             "disc": disc,
             "gen_opt": self.gen_tx.init(gen),
             "disc_opt": self.disc_tx.init(disc),
-            "skipped": jnp.zeros((), jnp.int32),
         }
 
 

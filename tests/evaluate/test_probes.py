@@ -99,22 +99,22 @@ def _toy_sequences(n, num_tokens=5, dim=12, seed=0, max_frames=40):
 
 
 def test_ctc_probe_decodes_toy_sequences():
-    x, m, l = _toy_sequences(120)
+    x, m, lab = _toy_sequences(120)
     xt, mt, lt = _toy_sequences(40, seed=1)
-    out = probes.train_ctc_probe(x, m, l, xt, mt, lt, num_tokens=5, head="linear", context=1,
+    out = probes.train_ctc_probe(x, m, lab, xt, mt, lt, num_tokens=5, head="linear", context=1,
                                  steps=300, batch_size=16, lr=1e-2)
     assert out["error_rate"] < 0.1, out
     assert out["num_train"] == 120 and out["skipped_train"] == 0
 
 
 def test_ctc_probe_skips_unfittable_and_rejects_bad_ids():
-    x, m, l = _toy_sequences(20)
-    l = list(l)
-    l[0] = [1] * 50  # cannot fit 40 frames
-    out = probes.train_ctc_probe(x, m, l, x, m, l, num_tokens=5, steps=5)
+    x, m, lab = _toy_sequences(20)
+    lab = list(lab)
+    lab[0] = [1] * 50  # cannot fit 40 frames
+    out = probes.train_ctc_probe(x, m, lab, x, m, lab, num_tokens=5, steps=5)
     assert out["skipped_train"] == 1 and out["num_train"] == 19
     with pytest.raises(ValueError, match="train_labels"):
-        probes.train_ctc_probe(x, m, [[7]] * 20, x, m, l, num_tokens=5, steps=5)
+        probes.train_ctc_probe(x, m, [[7]] * 20, x, m, lab, num_tokens=5, steps=5)
 
 
 def test_bad_inputs_are_named():

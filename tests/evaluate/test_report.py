@@ -86,5 +86,5 @@ def test_missing_split_is_a_reported_skip(tiny_corpus):
     splits = report._Splits(tiny_corpus)
     spec = {**understanding.TASKS["keyword"], "train": "no_such_split"}
     res = report._run_task("keyword", "log_mel", spec,
-                           lambda fs, split: features.log_mel_items(splits.get(split, 4)), splits)
+                           lambda fs, split: features.log_mel_items(splits.get(split, 4)), splits, 400)
     assert "no_such_split" in res["skipped"] and res["metric"] == "accuracy"

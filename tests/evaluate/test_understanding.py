@@ -40,7 +40,8 @@ def test_log_mel_probes_beat_chance_on_the_tiny_corpus(tiny_corpus):
             for s in ("train", "test", "keywords_train", "keywords_test")}
     items = {s: features.log_mel_items(r) for s, r in recs.items()}
     assert all(len(it["x"]) == features.num_frames(r["audio"].size)
-               for it, r in zip(sorted(items["test"], key=lambda i: i["id"]), sorted(recs["test"], key=lambda r: r["id"])))
+               for it, r in zip(sorted(items["test"], key=lambda i: i["id"]),
+                                sorted(recs["test"], key=lambda r: r["id"])))
     kw = understanding.run_task("keyword", items["keywords_train"], items["keywords_test"], seeds=(0,))
     lin = kw["heads"]["linear"]["runs"][0]
     assert lin["accuracy"] > 2 * lin["chance"], lin

@@ -44,7 +44,7 @@ def test_two_process_export_equals_one_process(tiny_run, tiny_model, tiny_corpus
     two = [_start([os.path.join(HERE, "mp_worker.py"), str(i), "2", port, str(params), config, tiny_corpus,
                    str(tmp_path / "two"), "3"]) for i in range(2)]
     one = _start(["-m", "speechvae_jax", "export", "--workdir", tiny_run, "--data", tiny_corpus, "--split",
-                  "test", "--shard_size", "3", "--out", str(tmp_path / "one")])
+                  "test", "--shard-size", "3", "--out", str(tmp_path / "one")])
     _finish(two + [one])
     m1 = layout.read_json(tmp_path / "one" / layout.MANIFEST)
     m2 = layout.read_json(tmp_path / "two" / layout.MANIFEST)
@@ -53,7 +53,7 @@ def test_two_process_export_equals_one_process(tiny_run, tiny_model, tiny_corpus
         assert (tmp_path / "one" / shard["file"]).read_bytes() == (tmp_path / "two" / shard["file"]).read_bytes()
     src1, src2 = latent_source(str(tmp_path / "one")), latent_source(str(tmp_path / "two"))
     assert len(src1) == m1["counts"]["inputs"] and src1.ids() == src2.ids()
-    [out] = _finish([_start(["-m", "speechvae_jax", "export", "--verify", str(tmp_path / "two")])])
+    [out] = _finish([_start(["-m", "speechvae_jax", "export-verify", str(tmp_path / "two")])])
     assert "OK" in out
 
 

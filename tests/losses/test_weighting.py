@@ -8,15 +8,15 @@ from ml_collections import ConfigDict
 
 from speechvae_jax.losses import alignment, weighting
 
-B, T, C, O = 2, 6, 8, 10  # O = 2 * latent (mean and scale)
+B, T, C, OUT = 2, 6, 8, 10  # OUT = 2 * latent (mean and scale)
 
 
 def _setup():
     r = np.random.default_rng(0)
     h = jnp.asarray(r.normal(size=(B, T, C)), jnp.float32)
-    layer = nn.Dense(O)
+    layer = nn.Dense(OUT)
     params = layer.init(jax.random.PRNGKey(0), h)["params"]
-    target = jnp.asarray(r.normal(size=(B, T, O)), jnp.float32)
+    target = jnp.asarray(r.normal(size=(B, T, OUT)), jnp.float32)
     teacher = jnp.asarray(r.normal(size=(B, T, 6)), jnp.float32)
     mask = jnp.asarray(np.arange(T)[None] < np.array([[T], [4]]))
     losses = {
@@ -34,7 +34,7 @@ def test_last_layer_grads_equal_jax_grad():
         ct = jax.grad(loss)(stats)
         got = weighting.last_layer_grads(h, ct)
         want = jax.grad(lambda pp: loss(layer.apply({"params": pp}, h)))(params)
-        assert got["kernel"].shape == (C, O) and got["bias"].shape == (O,)
+        assert got["kernel"].shape == (C, OUT) and got["bias"].shape == (OUT,)
         np.testing.assert_allclose(got["kernel"], want["kernel"], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(got["bias"], want["bias"], rtol=1e-5, atol=1e-7)
 

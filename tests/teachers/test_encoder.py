@@ -110,8 +110,10 @@ def test_original_wavlm_checkpoint(tmp_path):
             p.add_(0.1 * torch.randn_like(p))
     # The original key names, written out independently of the converter's rename table.
     rename = {"feature_projection.layer_norm.": "layer_norm.", "feature_projection.projection.": "post_extract_proj.",
-              "encoder.pos_conv_embed.conv.": "encoder.pos_conv.0.", ".attention.gru_rel_pos_linear.": ".self_attn.grep_linear.",
-              ".attention.gru_rel_pos_const": ".self_attn.grep_a", ".attention.rel_attn_embed.": ".self_attn.relative_attention_bias.",
+              "encoder.pos_conv_embed.conv.": "encoder.pos_conv.0.",
+              ".attention.gru_rel_pos_linear.": ".self_attn.grep_linear.",
+              ".attention.gru_rel_pos_const": ".self_attn.grep_a",
+              ".attention.rel_attn_embed.": ".self_attn.relative_attention_bias.",
               ".attention.": ".self_attn.", ".feed_forward.intermediate_dense.": ".fc1.",
               ".feed_forward.output_dense.": ".fc2."}
     state = {}

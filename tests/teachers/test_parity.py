@@ -60,8 +60,8 @@ def test_hidden_states_match_transformers(case, tmp_path):
         x = audio
         if teacher.config.do_normalize:  # what the Hugging Face feature extractor does
             fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
-            x = np.stack([fe([a[:l]], sampling_rate=16000, padding="max_length", max_length=n)["input_values"][0]
-                          for a, l in zip(audio, lengths or (n, n))])
+            x = np.stack([fe([a[:layer]], sampling_rate=16000, padding="max_length", max_length=n)["input_values"][0]
+                          for a, layer in zip(audio, lengths or (n, n))])
         with torch.no_grad():
             ref = model(torch.from_numpy(np.asarray(x, np.float32)),
                         attention_mask=None if mask is None else torch.from_numpy(mask).long(),

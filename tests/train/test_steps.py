@@ -14,6 +14,7 @@ from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.train import steps
+from speechvae_jax.train.branches import stft_loss
 from speechvae_jax.train.state import Modules
 
 TEACHER_DIM = 24
@@ -68,7 +69,7 @@ def brute_force_total(m, gen, disc, batch, rng, step, targets, weights, gan):
     z = mean + sigma * jax.random.normal(rng, mean.shape)
     y = m.vae.apply({"params": gen["vae"]}, z, method="decode")[:, : audio.shape[1]] * mask
     target = audio * mask
-    total = lcfg.stft_weight * steps.stft_loss(lcfg, y, target) + lcfg.kl_weight * kl.vae_kl(mean, sigma, fm)
+    total = lcfg.stft_weight * stft_loss(lcfg, y, target) + lcfg.kl_weight * kl.vae_kl(mean, sigma, fm)
     if gan:
         fake = m.disc.apply({"params": disc}, y)
         real = jax.lax.stop_gradient(m.disc.apply({"params": disc}, target))
@@ -130,7 +131,7 @@ def test_adaptive_weights_equal_brute_force_norm_ratio(setup_joint):
         z = mean + bottleneck.sigma_from_scale(scale) * jax.random.normal(rng, mean.shape)
         if term == "stft":
             y = m.vae.apply({"params": vae}, z, method="decode")[:, :N] * batch["mask"]
-            return steps.stft_loss(m.config.loss, y, batch["audio"] * batch["mask"])
+            return stft_loss(m.config.loss, y, batch["audio"] * batch["mask"])
         p = m.proj.apply({"params": state["gen"]["proj"]}, z)
         return alignment.alignment_terms(m.config.alignment, p, s, fm)[term]
 
@@ -167,17 +168,19 @@ def small_teacher():
     return build_teacher(cfg, params, default_layer=2)
 
 
-def _step_with_targets(m, update="generator", gan=False):
-    """A train step `(state, batch) -> (state, metrics)` with the small teacher's last layer."""
+def _step_with_targets(m, kind="generator"):
+    """A jitted train step `(state, batch) -> (state, metrics)` with the small teacher's last layer."""
     teacher = small_teacher()
     m.config.teacher.layer = 2
-    fn = steps.make_step(m, teacher, update=update, gan=gan)
+    u = steps.make_update(m, teacher, kind)
+    fn = jax.jit(lambda s, b, f: u.apply(s, *u.grads(s, b, f)), donate_argnums=0)
     return lambda state, batch: fn(state, batch, teacher.params)
 
 
 def _relative_error(a, b):
     """||a - b|| / ||b|| over a whole pytree."""
-    num = sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    num = sum(float(np.sum((np.asarray(x) - np.asarray(y)) ** 2))
+              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
     den = sum(float(np.sum(np.asarray(y) ** 2)) for y in jax.tree.leaves(b))
     return (num / den) ** 0.5
 
@@ -197,7 +200,7 @@ def test_one_device_equals_eight_devices():
     teacher = small_teacher()
     batch = make_batch(b=8)
 
-    grads = jax.jit(steps.make_grads_fn(m, teacher, update="both", gan=True))
+    grads = jax.jit(steps.make_update(m, teacher, "both").grads)
 
     results = []
     for devices, shape in ((jax.devices()[:1], (1, 1)), (jax.devices()[:8], (4, 2))):
@@ -209,8 +212,8 @@ def test_one_device_equals_eight_devices():
         out, _ = grads(state, b, teacher.params)
         g = jax.device_get((out["gen"][1], out["disc"][1]))
         losses = []
-        for update in ("generator", "discriminator"):
-            state, metrics = _step_with_targets(m, update, gan=True)(state, b)
+        for kind in ("generator+gan", "discriminator"):
+            state, metrics = _step_with_targets(m, kind)(state, b)
             losses.append(float(metrics.get("loss/total", metrics.get("loss/disc"))))
         results.append((g, losses, jax.device_get(state["gen"])))
     (g1, losses1, gen1), (g8, losses8, gen8) = results

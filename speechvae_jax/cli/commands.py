@@ -1,0 +1,268 @@
+"""The commands of `speechvae`: each one's flags, help, example and handler.
+
+A handler takes the parsed arguments and returns an exit code (None = 0). Library modules are imported
+inside handlers so that `--help` and usage errors answer before JAX loads.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable
+
+from speechvae_jax.cli import config as cli_config
+
+
+@dataclasses.dataclass
+class Command:
+    """`speechvae [GROUP] NAME ...`: its one-line help, an example, its flags and its handler."""
+    name: str
+    help: str
+    example: str
+    flags: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int | None]
+    takes_config: bool = False
+    group: str | None = None
+
+    def add(self, sub) -> None:
+        p = sub.add_parser(self.name, help=self.help, description=self.help, epilog=f"example:\n  {self.example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="library logs and full tracebacks")
+        if self.takes_config:
+            p.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
+                           help="a configs/*.py file (optionally :variant); override keys with --config.KEY=VALUE")
+        self.flags(p)
+        p.set_defaults(handler=self.handler, takes_config=self.takes_config)
+
+
+def describe(err: BaseException) -> str:
+    """One line for an error: its message, with the exception type where the message needs it."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # KeyError quotes its message
+        text = text[1:-1]
+    if isinstance(err, (ValueError, KeyError, FileNotFoundError, RuntimeError, OSError)) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _config(args):
+    return cli_config.load(args.config, args.overrides)
+
+
+def _run_exit(result) -> int:
+    return result.exit_code
+
+
+# ---- distributed start-up -----------------------------------------------------------------------
+
+CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_NUM_SLICES")
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("multi-process runs (docs/scaling.md)")
+    g.add_argument("--distributed", choices=("auto", "on", "off"), default="auto",
+                   help="jax.distributed start-up: auto (on under SLURM / Open MPI with several tasks and "
+                        "on multi-host TPU VMs, or when a coordinator is given), on, off")
+    g.add_argument("--coordinator-address", default=os.environ.get("SPEECHVAE_COORDINATOR"),
+                   help="host:port of process 0 (env SPEECHVAE_COORDINATOR)")
+    g.add_argument("--num-processes", type=int, default=_env_int("SPEECHVAE_NUM_PROCESSES"),
+                   help="number of processes (env SPEECHVAE_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, default=_env_int("SPEECHVAE_PROCESS_ID"),
+                   help="this process's index (env SPEECHVAE_PROCESS_ID)")
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _cluster_detected() -> bool:
+    for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        if int(os.environ.get(name, "1") or 1) > 1:
+            return True
+    return len([h for h in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+
+
+def maybe_initialize_distributed(args) -> None:
+    """jax.distributed.initialize: with the given coordinator, or auto-detected on clusters."""
+    explicit = args.coordinator_address is not None
+    if args.distributed == "off" or (args.distributed == "auto" and not explicit and not _cluster_detected()):
+        return
+    import jax
+
+    if explicit:
+        if args.num_processes is None or args.process_id is None:
+            raise ValueError("--coordinator-address needs --num-processes and --process-id")
+        jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                                   num_processes=args.num_processes, process_id=args.process_id)
+    else:
+        jax.distributed.initialize()  # TPU VMs, SLURM and Open MPI describe the cluster themselves
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+def _corpus_flags(p):
+    p.add_argument("--out", required=True, help="output directory (a TFDS dataset + corpus_info.json)")
+    p.add_argument("--minutes", type=float, default=60, help="minutes of sentence audio to synthesise (60)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (0)")
+    p.add_argument("--workers", type=int, default=2, help="synthesis processes (2)")
+
+
+def _corpus(args):
+    from speechvae_jax import corpus
+
+    path = corpus.build_corpus(args.out, minutes=args.minutes, seed=args.seed, workers=args.workers)
+    print(f"corpus written to {path}")
+
+
+def _check_flags(p):
+    p.add_argument("source", help="SOURCE to scan")
+    p.add_argument("--splits", default=None, help="comma-separated splits (default: all)")
+    p.add_argument("--allow-problems", action="store_true", help="exit 0 even if items are unusable")
+
+
+def _check(args):
+    from speechvae_jax.data import check
+
+    report = check.check_source(args.source, args.splits.split(",") if args.splits else None)
+    print(report.format())
+    if report.problems and not args.allow_problems:
+        print(f"error: {report.problems} unusable item(s) in {args.source} (listed above); "
+              "--allow-problems to accept them", flush=True)
+        return 1
+    return 0
+
+
+def _convert_flags(p):
+    p.add_argument("src", help="a Hugging Face WavLM / HuBERT / wav2vec2 directory or an original WavLM .pt")
+    p.add_argument("dst", help="output teacher directory")
+
+
+def _convert(args):
+    from speechvae_jax.teachers import convert
+
+    print(f"teacher written to {convert.convert_checkpoint(args.src, args.dst)}")
+
+
+def _workdir_flag(p, what="run directory (local or gs://)"):
+    p.add_argument("--workdir", required=True, help=what)
+
+
+def _pretrain(args):
+    from speechvae_jax.pretrain import hubert
+
+    return _run_exit(hubert.pretrain(_config(args), args.workdir))
+
+
+def _cache_flags(p):
+    p.add_argument("--teacher", required=True, help="a converted or pretrained teacher directory")
+    p.add_argument("--data", required=True, help="SOURCE")
+    p.add_argument("--split", default=None, help="split (default: all of a folder, else train)")
+    p.add_argument("--out", required=True, help="cache directory")
+
+
+def _cache(args):
+    from speechvae_jax.data import sources
+    from speechvae_jax.teachers import cache
+
+    split = args.split or ("all" if sources.default_split(args.data) == "all" else "train")
+    cache.build_cache(args.teacher, args.data, split, args.out)
+
+
+def _train(args):
+    from speechvae_jax.train import task
+
+    return _run_exit(task.train_and_evaluate(_config(args), args.workdir))
+
+
+def _export_flags(p):
+    _workdir_flag(p, "the trained run (local or gs://)")
+    p.add_argument("--data", required=True, help="SOURCE to encode")
+    p.add_argument("--out", required=True, help="export directory (shards + manifest.json)")
+    p.add_argument("--split", default=None, help="split (default: all of a folder, test of a corpus / TFDS)")
+    p.add_argument("--mode", choices=("mean", "sample"), default="mean", help="posterior mean or a sample")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="stored latent dtype")
+    p.add_argument("--shard-size", type=int, default=256, help="utterances per shard (256)")
+    p.add_argument("--max-seconds", type=float, default=600.0,
+                   help="longer inputs are skipped; long ones are encoded in overlapping windows (600)")
+
+
+def _export(args):
+    from speechvae_jax.data import sources
+    from speechvae_jax.export import codec, writer
+
+    split = args.split or sources.default_split(args.data)
+    writer.export_latents(args.workdir, args.data, args.out, split=split, mode=args.mode, dtype=args.dtype,
+                          shard_size=args.shard_size, buckets=codec.Buckets(max_seconds=args.max_seconds))
+
+
+def _verify_flags(p):
+    p.add_argument("dir", help="an export directory")
+
+
+def _verify(args):
+    from speechvae_jax.export import writer
+
+    writer.verify_export(args.dir)
+    print(f"{args.dir}: OK, every shard matches its manifest")
+
+
+def _decode_flags(p):
+    _workdir_flag(p, "the run whose decoder to use")
+    p.add_argument("--latents", required=True, help="an export directory")
+    p.add_argument("--out", required=True, help="directory for the wav files")
+    p.add_argument("--ids", default=None, help="comma-separated utterance ids (default: all)")
+
+
+def _decode(args):
+    from speechvae_jax.export import decode
+
+    paths = decode.decode_latents(args.workdir, args.latents, args.out,
+                                  ids=args.ids.split(",") if args.ids else None)
+    if not paths:
+        raise ValueError(f"{args.latents}: no latents selected to decode")
+    print(f"{len(paths)} wav files in {args.out}")
+
+
+def _evaluate_flags(p):
+    _workdir_flag(p, "the run to evaluate")
+    p.add_argument("--axes", default="reconstruction,understanding", help="comma-separated axes")
+    p.add_argument("--data", default=None, help="SOURCE (default: the run's config.data.source)")
+
+
+def _evaluate(args):
+    from speechvae_jax.evaluate import report
+
+    print(report.format_summary(report.evaluate(args.workdir, axes=args.axes.split(","), data=args.data)))
+
+
+GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache"}
+COMMANDS = [
+    Command("corpus", "synthesise the built-in multi-voice English corpus (offline, Debian TTS engines)",
+            "speechvae corpus --out demo_out/corpus --minutes 60", _corpus_flags, _corpus),
+    Command("check", "scan a data source and report unusable items (exit 1 if any)",
+            "speechvae data check folder:/data/my_recordings", _check_flags, _check, group="data"),
+    Command("convert", "import WavLM / HuBERT / wav2vec2 weights from a local file or directory",
+            "speechvae teacher convert /ckpt/wavlm-large /ckpt/wavlm-large-jax", _convert_flags, _convert,
+            group="teacher"),
+    Command("pretrain", "pretrain the in-house HuBERT-style teacher (resumable run)",
+            "speechvae teacher pretrain --config configs/teacher_tiny.py --workdir demo_out/teacher",
+            _workdir_flag, _pretrain, takes_config=True, group="teacher"),
+    Command("cache", "precompute a teacher's features of a data source for training",
+            "speechvae teacher cache --teacher demo_out/teacher/teacher --data corpus:demo_out/corpus "
+            "--split train --out demo_out/cache", _cache_flags, _cache, group="teacher"),
+    Command("train", "train (or resume) a speech VAE",
+            "speechvae train --config configs/tiny.py:joint_marginal --workdir runs/tiny", _workdir_flag, _train,
+            takes_config=True),
+    Command("export", "encode a data source to latents on disk (resumable, multi-process)",
+            "speechvae export --workdir runs/tiny --data folder:my_recordings --out runs/tiny/export/mine",
+            _export_flags, _export),
+    Command("export-verify", "check an export directory against its manifest",
+            "speechvae export-verify runs/tiny/export/test", _verify_flags, _verify),
+    Command("decode", "decode exported latents back to 16 kHz wav files",
+            "speechvae decode --workdir runs/tiny --latents runs/tiny/export/mine --out /tmp/wavs",
+            _decode_flags, _decode),
+    Command("evaluate", "score a run on reconstruction and understanding (RUN/eval/report.md)",
+            "speechvae evaluate --workdir runs/tiny", _evaluate_flags, _evaluate),
+]

@@ -1,0 +1,131 @@
+"""`speechvae`: per-command help, and errors a user can act on: one line, no traceback, non-zero exit."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechvae_jax.cli import commands, main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(capsys, *args):
+    """(exit code, stdout, stderr) of `speechvae ARGS` run in this process."""
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's own usage errors and --help
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert lines and lines[-1].startswith("error:"), err
+    return lines[-1]
+
+
+def test_help_lists_every_command(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for spec in commands.COMMANDS:
+        assert (spec.group or spec.name) in out
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "COMMAND" in out
+
+
+@pytest.mark.parametrize("argv,flags", [
+    (["export", "--help"], ["--workdir", "--data", "--out", "--split", "--mode", "--dtype", "--shard-size"]),
+    (["train", "--help"], ["--config", "--workdir", "example:"]),
+    (["teacher", "cache", "--help"], ["--teacher", "--data", "--split", "--out"]),
+    (["data", "check", "--help"], ["source", "--allow-problems"]),
+])
+def test_command_help_lists_its_own_flags(capsys, argv, flags):
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0
+    for flag in flags:
+        assert flag in out
+    assert "--minutes" not in out  # another command's flag
+
+
+def test_unknown_config_key_suggests_the_closest(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py:none", "--workdir", str(tmp_path),
+                           "--config.train.num_stepz=5")
+    assert code == 2
+    assert "did you mean --config.train.num_steps" in _one_error_line(err)
+
+
+def test_wrong_config_type_names_key_and_type(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py:none", "--workdir", str(tmp_path),
+                           "--config.train.num_steps=many")
+    assert code == 2
+    assert "--config.train.num_steps=many: expected a value of type int" in _one_error_line(err)
+
+
+def test_unknown_variant(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py:time_axes", "--workdir", str(tmp_path))
+    assert code == 2 and "time_axes" in _one_error_line(err)
+
+
+def test_missing_or_foreign_run_directory(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "export", "--workdir", str(tmp_path / "nope"), "--data", "folder:" + str(tmp_path),
+                           "--out", str(tmp_path / "out"))
+    assert code == 1 and "a run directory" in _one_error_line(err)
+
+
+def test_missing_teacher_file(capsys, tmp_path, tiny_corpus):
+    code, _, err = run_cli(capsys, "teacher", "cache", "--teacher", str(tmp_path / "no_teacher"), "--data",
+                           tiny_corpus, "--split", "test", "--out", str(tmp_path / "cache"))
+    assert code == 1 and "no_teacher" in _one_error_line(err)
+
+
+def test_unwritable_output_path(capsys):
+    code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py:none", "--workdir", "/proc/speechvae_run")
+    assert code == 1 and "cannot write to /proc/speechvae_run" in _one_error_line(err)
+
+
+def test_empty_selection_names_source_split_and_sizes(capsys, tiny_run, tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"take{i}.wav", 0.1 * np.sin(np.arange(8000) / 7.0), 16000)
+    code, _, err = run_cli(capsys, "export", "--workdir", tiny_run, "--data", f"folder:{folder}", "--split", "test",
+                           "--out", str(tmp_path / "out"))
+    line = _one_error_line(err)
+    assert code == 1 and "split 'test' selects no utterances" in line and "all=3" in line
+
+
+def test_a_folder_exports_whole_by_default(capsys, tiny_run, tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"take{i}.wav", 0.1 * np.sin(np.arange(8000) / 7.0), 16000)
+    code, _, err = run_cli(capsys, "export", "--workdir", tiny_run, "--data", f"folder:{folder}",
+                           "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    from speechvae_jax.export import latent_source
+
+    assert len(latent_source(str(tmp_path / "out"))) == 3
+
+
+def test_data_check_fails_on_problems_unless_allowed(capsys, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    sf.write(folder / "good.wav", 0.1 * np.sin(np.arange(8000) / 7.0), 16000)
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really audio")
+    code, out, _ = run_cli(capsys, "data", "check", f"folder:{folder}")
+    assert code == 1 and "broken.wav" in out
+    code, _, _ = run_cli(capsys, "data", "check", f"folder:{folder}", "--allow-problems")
+    assert code == 0
+
+
+def test_console_script_exit_code_and_no_traceback():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-m", "speechvae_jax", "decode", "--workdir", "/nonexistent/run",
+                        "--latents", "/nonexistent/lat", "--out", "/tmp/x"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.strip().startswith("error:")
