@@ -237,7 +237,45 @@ def _evaluate(args):
     print(report.format_summary(report.evaluate(args.workdir, axes=args.axes.split(","), data=args.data)))
 
 
-GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache"}
+def _generate_train_flags(p):
+    _workdir_flag(p, "the TTS run directory")
+    p.add_argument("--latents", required=True,
+                   help="export root of a VAE run: one `speechvae export` per split in DIR/<split> (train, valid)")
+    p.add_argument("--vae", default=None, help="the VAE run that exported them (default: found above --latents)")
+
+
+def _generate_train(args):
+    from speechvae_jax.generate import trainer
+
+    config = _config(args)
+    config.data.latents = args.latents
+    if args.vae:
+        config.vae.workdir = args.vae
+    return _run_exit(trainer.train(config, args.workdir))
+
+
+def _generate_sample_flags(p):
+    _workdir_flag(p, "the trained TTS run")
+    p.add_argument("--text", required=True, help="what to say")
+    p.add_argument("--prompt", required=True, help="a wav of the voice to speak in")
+    p.add_argument("--prompt-text", default=None, help="the prompt's transcript (default: the .txt beside it)")
+    p.add_argument("--out", required=True, help="output wav (16-bit, 16 kHz)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+    p.add_argument("--nfe", type=int, default=None, help="ODE steps (default: the run's sample.nfe)")
+    p.add_argument("--cfg-scale", type=float, default=None, help="guidance scale (default: the run's)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+
+
+def _generate_sample(args):
+    from speechvae_jax.generate import synthesis
+
+    out = synthesis.synthesize(args.workdir, args.text, args.prompt, args.out, prompt_text=args.prompt_text,
+                               step=args.step, seed=args.seed, nfe=args.nfe, cfg_scale=args.cfg_scale)
+    print(f"{out['path']}: {out['seconds']:.2f} s ({out['frames']} frames), TTS step {out['step']}")
+
+
+GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache",
+          "generate": "text-to-speech on exported latents: train, sample"}
 COMMANDS = [
     Command("corpus", "synthesise the built-in multi-voice English corpus (offline, Debian TTS engines)",
             "speechvae corpus --out demo_out/corpus --minutes 60", _corpus_flags, _corpus),
@@ -265,4 +303,10 @@ COMMANDS = [
             _decode_flags, _decode),
     Command("evaluate", "score a run on reconstruction and understanding (RUN/eval/report.md)",
             "speechvae evaluate --workdir runs/tiny", _evaluate_flags, _evaluate),
+    Command("train", "train (or resume) a flow-matching TTS on a VAE run's exported latents",
+            "speechvae generate train --config configs/tts_tiny.py --latents runs/tiny/export --workdir runs/tiny/tts",
+            _generate_train_flags, _generate_train, takes_config=True, group="generate"),
+    Command("sample", "say a text in the voice of a prompt wav with a trained TTS run",
+            "speechvae generate sample --workdir runs/tiny/tts --text \"Hello there.\" --prompt me.wav --out hi.wav",
+            _generate_sample_flags, _generate_sample, group="generate"),
 ]

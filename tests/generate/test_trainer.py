@@ -9,7 +9,10 @@ import soundfile as sf
 
 from speechvae_jax.generate import prompt as prompt_lib
 from speechvae_jax.generate import synthesis, trainer
+from speechvae_jax.generate.data import open_split
 from speechvae_jax.presets.run import load_config_file
+from tests.generate.conftest import synthetic_utterance
+from tests.test_cli import run_cli
 
 
 def _config(latents, vae_run, **train):
@@ -62,7 +65,6 @@ def test_trains_resumes_exactly_and_samples(tts_latents, tiny_run, tmp_path):
     assert sorted(os.listdir(samples)) == ["0_generated.wav", "1_generated.wav", "spectrograms.png"]
     # Generation from the checkpoint: decodable audio of the requested number of frames.
     synth = synthesis.load_synthesizer(straight)
-    from speechvae_jax.generate.data import open_split
     valid = open_split(synth.config.data, "valid")
     prompt, target = valid[0], valid[2]
     rows = [prompt_lib.compose(prompt, prompt_lib.Target(["a", "b"], 17, np.array([0, 5]), np.array([5, 17])),
@@ -75,19 +77,29 @@ def test_trains_resumes_exactly_and_samples(tts_latents, tiny_run, tmp_path):
     np.testing.assert_array_equal(audio[0], synth.speech(rows, seed=3)[0])
 
 
+SMALL_FLAGS = ["--config.model.width=32", "--config.model.depth=2", "--config.model.heads=2",
+               "--config.model.text_width=16", "--config.model.text_layers=1", "--config.model.conv_pos_kernel=5",
+               "--config.model.conv_pos_groups=4", "--config.data.max_frames=24", "--config.train.batch_size=8",
+               "--config.train.num_steps=1", "--config.train.sample_every=0", "--config.evals.val.batches=1"]
+
+
 @pytest.mark.slow
-def test_synthesize_writes_a_wav_at_the_prompt_rate(tts_latents, tiny_run, tmp_path):
+def test_cli_trains_and_says_a_text_at_the_prompt_rate(tts_latents, tiny_run, tmp_path, capsys):
     workdir = str(tmp_path / "run")
-    trainer.train(_config(tts_latents, tiny_run, num_steps=1, sample_every=0), workdir)
-    prompt = tmp_path / "prompt.wav"
-    from tests.generate.conftest import synthetic_utterance
+    code, _, err = run_cli(capsys, "generate", "train", "--config", "configs/tts_tiny.py", "--latents", tts_latents,
+                           "--vae", tiny_run, "--workdir", workdir, *SMALL_FLAGS)
+    assert code == 0, err
     utt = synthetic_utterance("p", "s0", seed=5)
-    sf.write(prompt, utt["audio"], 16000)
-    with pytest.raises(ValueError, match="transcript"):
-        synthesis.synthesize(workdir, "a b", str(prompt), str(tmp_path / "x.wav"))
+    sf.write(tmp_path / "prompt.wav", utt["audio"], 16000)
+    args = ["generate", "sample", "--workdir", workdir, "--text", "hello there, hello", "--prompt",
+            str(tmp_path / "prompt.wav"), "--out", str(tmp_path / "out.wav"), "--nfe", "2"]
+    code, _, err = run_cli(capsys, *args)
+    assert code != 0 and "transcript" in err.splitlines()[-1]
     (tmp_path / "prompt.txt").write_text("hello there")
-    out = synthesis.synthesize(workdir, "hello there, hello", str(prompt), str(tmp_path / "out.wav"), nfe=2)
-    audio, sr = sf.read(out["path"])
-    prompt_frames = -(-utt["audio"].size // 400)
-    assert sr == 16000 and audio.size == out["frames"] * 400 and out["step"] == 1
-    assert out["frames"] > prompt_frames                                  # more phonemes than the prompt
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    audio, sr = sf.read(tmp_path / "out.wav")
+    phones, _ = prompt_lib.espeak_phonemes("hello there, hello")
+    prompt_phones, _ = prompt_lib.espeak_phonemes("hello there")
+    frames = round(-(-utt["audio"].size // 400) * len(phones) / len(prompt_phones))
+    assert sr == 16000 and audio.size == frames * 400 and f"({frames} frames)" in out
