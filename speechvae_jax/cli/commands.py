@@ -227,14 +227,18 @@ def _decode(args):
 
 def _evaluate_flags(p):
     _workdir_flag(p, "the run to evaluate")
-    p.add_argument("--axes", default="reconstruction,understanding", help="comma-separated axes")
+    p.add_argument("--axes", default="reconstruction,understanding",
+                   help="comma-separated axes: reconstruction, understanding, generation")
     p.add_argument("--data", default=None, help="SOURCE (default: the run's config.data.source)")
+    p.add_argument("--tts", default=None, help="axis generation: the TTS run trained on this run's latents "
+                                               "(default: RUN/tts)")
 
 
 def _evaluate(args):
     from speechvae_jax.evaluate import report
 
-    print(report.format_summary(report.evaluate(args.workdir, axes=args.axes.split(","), data=args.data)))
+    print(report.format_summary(report.evaluate(args.workdir, axes=args.axes.split(","), data=args.data,
+                                                tts=args.tts)))
 
 
 def _generate_train_flags(p):
@@ -301,7 +305,7 @@ COMMANDS = [
     Command("decode", "decode exported latents back to 16 kHz wav files",
             "speechvae decode --workdir runs/tiny --latents runs/tiny/export/mine --out /tmp/wavs",
             _decode_flags, _decode),
-    Command("evaluate", "score a run on reconstruction and understanding (RUN/eval/report.md)",
+    Command("evaluate", "score a run on reconstruction, understanding and generation (RUN/eval/report.md)",
             "speechvae evaluate --workdir runs/tiny", _evaluate_flags, _evaluate),
     Command("train", "train (or resume) a flow-matching TTS on a VAE run's exported latents",
             "speechvae generate train --config configs/tts_tiny.py --latents runs/tiny/export --workdir runs/tiny/tts",

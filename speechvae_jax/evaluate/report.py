@@ -1,4 +1,4 @@
-"""`speechvae evaluate`: reconstruction and understanding of a run, written to RUN/eval/.
+"""`speechvae evaluate`: reconstruction, understanding and generation of a run, written to RUN/eval/.
 
 Outputs: `report.json` (every figure, settings, versions, seeds, dataset ids, checkpoint step),
 `report.md` (tables), PNG plots, and `parts/*.json` caches: a finished part whose key (checkpoint,
@@ -17,7 +17,7 @@ from absl import logging
 
 from speechvae_jax import fileio
 from speechvae_jax.engine.rundir import load_config
-from speechvae_jax.evaluate import features, plots, reconstruction, scorers, understanding
+from speechvae_jax.evaluate import features, generation, plots, reconstruction, scorers, understanding
 from speechvae_jax.export import writer
 from speechvae_jax.inference import load_for_inference
 from speechvae_jax.teachers import load_teacher
@@ -30,7 +30,8 @@ PROBE_UTTERANCES = {"train": 300, "valid": 100, "test": 100, "keywords_train": 4
 FEATURE_SETS = ("latent", "teacher", "log_mel")
 RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
                  "speaker_sim", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "wer", "cer")
-AXES = ("reconstruction", "understanding")
+AXES = ("reconstruction", "understanding", "generation")
+DEFAULT_AXES = ("reconstruction", "understanding")  # generation needs a TTS run (speechvae generate train)
 
 
 def cached(path: str, key: dict, compute: Callable[[], dict]) -> dict:
@@ -184,11 +185,25 @@ def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, 
 
 
 # ----------------------------------------------------------------------------------------------
+# Generation.
+
+def _generation(workdir: str, model, config, splits: _Splits, eval_dir: str, run_key: dict, tts: str | None) -> dict:
+    records = splits.get(generation.SPLIT, generation.UTTERANCES)
+    export_dir = _export_dir(workdir, model, splits.data, generation.SPLIT, records)
+    out = generation.evaluate_axis(model, config, records, export_dir, eval_dir, run_key,
+                                   tts or os.path.join(workdir, "tts"), cached)
+    out["datasets"] = {generation.SPLIT: splits.info[f"{generation.SPLIT}@{generation.UTTERANCES}"]}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # Report.
 
-def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) -> dict:
+def evaluate(workdir: str, axes: Sequence[str] = DEFAULT_AXES, data: str | None = None,
+             tts: str | None = None) -> dict:
     """Evaluate run `workdir` on `axes` with data source `data` (default: the run's
-    config.data.source). Writes RUN/eval/{report.json, report.md, *.png}; returns the report."""
+    config.data.source); the generation axis uses the TTS run `tts` (default RUN/tts) trained on
+    this checkpoint's latents. Writes RUN/eval/{report.json, report.md, *.png}; returns the report."""
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
@@ -215,6 +230,8 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
         report["reconstruction"] = _reconstruction(model, splits, eval_dir, run_key)
     if "understanding" in axes:
         report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key)
+    if "generation" in axes:
+        report["generation"] = _generation(workdir, model, config, splits, eval_dir, run_key, tts)
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)
     fileio.atomic_write_json(os.path.join(eval_dir, "report.json"), report, sort_keys=True)
@@ -239,18 +256,26 @@ def settings() -> dict:
         "understanding": {"utterances": PROBE_UTTERANCES, "tasks": understanding.TASKS, "log_mel": features.MEL,
                           "heads": list(understanding.HEADS), "seeds": list(understanding.SEEDS),
                           "feature_sets": list(FEATURE_SETS)},
+        "generation": {"split": generation.SPLIT, "utterances": generation.UTTERANCES, "seed": generation.SEED,
+                       "protocol": generation.PROTOCOL, "rows": list(generation.ROWS),
+                       "prompt": "the next selected utterance of the target's speaker",
+                       "duration": "prompt frames + the target's true frame count (aligned mode: its true "
+                                   "phoneme timings)",
+                       "speaker_sim": "to the prompt's recording",
+                       "frechet": "teacher frames (run's teacher.layer, 40 Hz) vs the targets' recordings"},
     }
 
 
 def _datasets(report: dict) -> dict:
     """{split: selection info (counts, skips, ids hash)} gathered from every part."""
-    parts = [report.get("reconstruction", {})]
+    parts = [report.get("reconstruction", {}), report.get("generation", {})]
     parts += [r for by_fs in report.get("understanding", {}).values() for r in by_fs.values()]
     return {split: info for part in parts for split, info in part.get("datasets", {}).items()}
 
 
 def _plots(report: dict, eval_dir: str) -> list[str]:
     names = list(report.get("reconstruction", {}).get("plots", []))
+    names += [e for e in report.get("generation", {}).get("examples", []) if e.endswith(".png")]
     rec = report.get("reconstruction", {}).get("summary")
     if rec:
         groups = {m: {"resynthesis": rec["recon"][m]} for m in RECON_METRICS if m in rec["recon"]}
@@ -306,6 +331,13 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 rows.append(row)
         tables.append((f"Understanding (mean ± std over seeds {list(understanding.SEEDS)})",
                        ["task", "metric", "head", *FEATURE_SETS], rows))
+    gen = report.get("generation")
+    if gen:
+        summary, info = gen["summary"], gen["tts"]
+        rows = [[m, *(_fmt(summary[r].get(m)) for r in reversed(generation.ROWS))] for m in generation.METRICS]
+        tables.append((f"Generation ({len(gen['pairs'])} test sentences, TTS step {info['step']}, text "
+                       f"{info['text']['mode']}/{info['text']['units']}, NFE {info['sample']['nfe']}, "
+                       f"CFG {info['sample']['cfg_scale']})", ["metric", "tts", "resynthesis", "ground truth"], rows))
     return tables
 
 

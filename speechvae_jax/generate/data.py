@@ -110,7 +110,8 @@ def train_dataset(source: Sequence[dict], examples: Examples, *, global_batch_si
 
 
 def fixed_batches(source: Sequence[dict], examples: Examples, *, batch_size: int, num_batches: int) -> list[dict]:
-    """The first usable records of a source (first windows) as up to `num_batches` full batches."""
+    """The first usable records of a source (first windows) in up to `num_batches` batches; the last
+    one is completed with empty rows (mask all False: no weight in the loss)."""
     items = []
     for i in range(len(source)):
         if len(items) == batch_size * num_batches:
@@ -118,7 +119,11 @@ def fixed_batches(source: Sequence[dict], examples: Examples, *, batch_size: int
         example = examples(source[i])
         if example is not None:
             items.append(example)
-    return [_stack(items[k:k + batch_size]) for k in range(0, len(items) - batch_size + 1, batch_size)]
+    if not items:
+        return []
+    empty = {k: np.zeros_like(v) for k, v in items[0].items()}
+    items += [empty] * (-len(items) % batch_size)
+    return [_stack(items[k:k + batch_size]) for k in range(0, len(items), batch_size)]
 
 
 def open_split(data_cfg: ConfigDict, split: str) -> LatentSource:

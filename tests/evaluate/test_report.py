@@ -50,7 +50,7 @@ def test_cached_recomputes_on_key_change(tmp_path):
 
 def test_unknown_axis_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown evaluation axes"):
-        report.evaluate(str(tmp_path), axes=["generation"])
+        report.evaluate(str(tmp_path), axes=["synthesis"])
 
 
 @pytest.mark.slow

@@ -90,5 +90,8 @@ def test_fixed_batches():
     ex = data.Examples(text_cfg, Vocab(text_cfg.symbols), STATS, max_frames=8)
     records = [_record(i, 6 if i != 1 else 20) for i in range(6)]           # record 1 is too long
     batches = data.fixed_batches(records, ex, batch_size=2, num_batches=3)
-    assert len(batches) == 2                                                # 5 usable -> 2 full batches
+    assert len(batches) == 3                                                # 5 usable records, one empty row
     np.testing.assert_allclose(batches[0]["latent"][:, 0, 0] * 2 + 1, [0, 2])
+    assert batches[2]["mask"][0].any() and not batches[2]["mask"][1].any()
+    assert len(data.fixed_batches(records, ex, batch_size=2, num_batches=1)) == 1
+    assert data.fixed_batches(records[1:2], ex, batch_size=2, num_batches=1) == []
