@@ -18,13 +18,19 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-# pip, quietly: errors still show; the "Location ... is ignored" notes of some machines' pip
-# configuration are dropped.
-pipq() { "$VENV/bin/pip" -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+# pip, quietly: its output goes to $VENV/setup.log and is shown only when pip fails.
+pipq() {
+  if ! "$VENV/bin/pip" -q "$@" >>"$VENV/setup.log" 2>&1; then
+    grep -v "^WARNING: Location" "$VENV/setup.log" | tail -n 40 >&2
+    echo "[setup] pip failed: $* (full log: $VENV/setup.log)" >&2
+    return 1
+  fi
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtualenv $VENV"
   python3 -m venv "$VENV"
+  : >"$VENV/setup.log"
   pipq install --upgrade pip
 fi
 
@@ -40,5 +46,14 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
   "$VENV/bin/pip" uninstall -q -y webrtcvad >/dev/null 2>&1 || true
   pipq install -c "$ROOT/constraints.txt" --force-reinstall --no-deps webrtcvad-wheels
   echo "$WANT" > "$STAMP"
+fi
+# The release's PyTorch reference packages (parity tests, peer benchmark), outside the project's
+# site-packages: their own pins (an old protobuf, a CUDA torchaudio) must not touch it (docs/models.md).
+REF_SITE="${SPEECHVAE_REF_SITE:-$VENV/ref-site}"
+if [ ! -d "$REF_SITE/bigvgan" ]; then
+  echo "[setup] installing the PyTorch reference packages into $REF_SITE"
+  pipq install --no-deps --no-build-isolation --target "$REF_SITE" \
+    descript-audio-codec==1.0.0 descript-audiotools==0.7.2 bigvgan==2.4.1 auraloss==0.4.0 nnAudio==0.3.4 \
+    torchaudio==2.11.0 flatten-dict==0.5.0 julius==0.2.8 ffmpy==1.0.0 randomname==0.2.1 argbind==0.3.9
 fi
 export PATH="$VENV/bin:$PATH"

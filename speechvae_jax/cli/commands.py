@@ -145,6 +145,24 @@ def _convert(args):
     print(f"teacher written to {convert.convert_checkpoint(args.src, args.dst)}")
 
 
+def _release_flags(p):
+    p.add_argument("ckpt", help="a JMAS-VAE / Stable Audio Tools checkpoint: Lightning .ckpt, or a bare "
+                   "state dict (.pt / .safetensors)")
+    p.add_argument("out", help="the run folder to write (export, decode, evaluate and train accept it)")
+    p.add_argument("--config", default="configs/paper.py:none", metavar="FILE[:VARIANT]",
+                   help="the run config of the imported model (default configs/paper.py:none)")
+    p.add_argument("--teacher-dim", type=int, default=None,
+                   help="teacher feature width, for a config with an alignment scheme (fresh projection head)")
+
+
+def _release(args):
+    from speechvae_jax.train import release_import
+
+    report = release_import.convert_release(args.ckpt, args.out, _config(args), teacher_dim=args.teacher_dim)
+    print(f"imported {report['used']} tensors ({len(report['unexpected'])} unexpected, listed in "
+          f"{args.out}/{release_import.REPORT_FILE}) -> run folder {args.out}")
+
+
 def _workdir_flag(p, what="run directory (local or gs://)"):
     p.add_argument("--workdir", required=True, help=what)
 
@@ -279,6 +297,7 @@ def _generate_sample(args):
 
 
 GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache",
+          "convert": "weight imports: release (the JMAS-VAE checkpoint)",
           "generate": "text-to-speech on exported latents: train, sample"}
 COMMANDS = [
     Command("corpus", "synthesise the built-in multi-voice English corpus (offline, Debian TTS engines)",
@@ -294,6 +313,8 @@ COMMANDS = [
     Command("cache", "precompute a teacher's features of a data source for training",
             "speechvae teacher cache --teacher demo_out/teacher/teacher --data corpus:demo_out/corpus "
             "--split train --out demo_out/cache", _cache_flags, _cache, group="teacher"),
+    Command("release", "import a released JMAS-VAE checkpoint as a run folder (EMA weights when present)",
+            "speechvae convert release jmas_vae.ckpt runs/release", _release_flags, _release, group="convert"),
     Command("train", "train (or resume) a speech VAE",
             "speechvae train --config configs/tiny.py:joint_marginal --workdir runs/tiny", _workdir_flag, _train,
             takes_config=True),

@@ -6,6 +6,7 @@ Shapes: x [B, L] waveforms, taps [K].
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -85,3 +86,100 @@ def upsample2(x):
 def decimate2(x):
     """Low-pass at a quarter of the rate, then keep every other sample: x [B, L] -> [B, ceil(L / 2)]."""
     return correlate(x, lowpass_half(), stride=2)
+
+
+@functools.cache
+def kaiser_sinc_lowpass(cutoff: float, half_width: float, kernel_size: int) -> np.ndarray:
+    """Kaiser-windowed sinc low-pass taps [kernel_size], summing to 1 (BigVGAN's alias-free filters).
+
+    cutoff and half_width are in cycles per sample (0.5 = Nyquist). The Kaiser beta follows Kaiser's
+    formula for the attenuation A = 2.285 (K/2 - 1) pi (4 half_width) + 7.95 dB; an even kernel is
+    centred between two samples.
+    """
+    half = kernel_size // 2
+    atten = 2.285 * (half - 1) * np.pi * 4 * half_width + 7.95
+    if atten > 50.0:
+        beta = 0.1102 * (atten - 8.7)
+    elif atten >= 21.0:
+        beta = 0.5842 * (atten - 21) ** 0.4 + 0.07886 * (atten - 21.0)
+    else:
+        beta = 0.0
+    t = np.arange(-half, half) + 0.5 if kernel_size % 2 == 0 else np.arange(kernel_size) - half
+    taps = 2 * cutoff * np.kaiser(kernel_size, beta) * np.sinc(2 * cutoff * t)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def _edge_taps(x, taps, offsets, pad: int, length: int):
+    """sum_j taps[j] * x_edge[n + offsets[j]] for n < length, x [B, T, C] edge-padded by `pad` each side."""
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), mode="edge")
+    return sum(float(w) * xp[:, pad + o: pad + o + length] for w, o in zip(taps, offsets))
+
+
+def alias_free_upsample2(x, kernel_size: int = 12):
+    """2x upsampling with a Kaiser-sinc low-pass (BigVGAN `UpSample1d(2, 12)`): x [B, T, C] -> [B, 2T, C].
+
+    Equal to edge-padding by K/2 - 1, a stride-2 transposed convolution with the taps times 2, and a
+    crop; computed per output phase as shifted multiply-adds (XLA fuses them; no zero-stuffing).
+    """
+    taps = kaiser_sinc_lowpass(0.25, 0.3, kernel_size)
+    t = x.shape[1]
+    # Output 2n + r reads x[n + (r + 2 * pad_left - k) / 2] for taps k of the matching parity.
+    pad_left = (kernel_size - 2) // 2 + 2 * (kernel_size // 2 - 1)
+    phases = []
+    for r in (0, 1):
+        ks = [k for k in range(kernel_size) if (r + pad_left - k) % 2 == 0]
+        offs = [(r + pad_left - k) // 2 - (kernel_size // 2 - 1) for k in ks]
+        phases.append(_edge_taps(x, 2.0 * taps[ks], offs, kernel_size, t))
+    return jnp.stack(phases, axis=2).reshape(x.shape[0], 2 * t, x.shape[2])
+
+
+def alias_free_downsample2(x, kernel_size: int = 12):
+    """Kaiser-sinc low-pass and stride 2 (BigVGAN `DownSample1d(2, 12)`): x [B, T, C] -> [B, ceil(T / 2), C].
+
+    y[m] = sum_k taps[k] x[2m + k - (K/2 - 1)] with the signal edge-padded.
+    """
+    taps = kaiser_sinc_lowpass(0.25, 0.3, kernel_size)
+    left = kernel_size // 2 - (1 - kernel_size % 2)
+    xp = jnp.pad(x, ((0, 0), (left, kernel_size // 2), (0, 0)), mode="edge")
+    n = (xp.shape[1] - kernel_size) // 2 + 1
+    return sum(float(w) * xp[:, k: k + 2 * n: 2] for k, w in enumerate(taps))
+
+
+@functools.cache
+def sinc_resample_kernel(orig: int, new: int, width: int = 6, rolloff: float = 0.99) -> np.ndarray:
+    """Hann-windowed sinc kernel [new, K] of rational resampling by new / orig (coprime), as torchaudio.
+
+    Phase j of output sample n * new + j reads the input around n * orig; the low-pass cut-off is
+    rolloff * min(orig, new) / 2 cycles per input sample.
+    """
+    base = min(orig, new) * rolloff
+    half = math.ceil(width * orig / base)
+    idx = np.arange(-half, half + orig, dtype=np.float64)[None] / orig
+    t = (-np.arange(new, dtype=np.float64)[:, None] / new + idx) * base
+    t = np.clip(t, -width, width)
+    window = np.cos(t * np.pi / width / 2) ** 2
+    t = t * np.pi
+    kernel = np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t)) * window * base / orig
+    return kernel.astype(np.float32)
+
+
+def resample_up(x, factor: int = 2):
+    """Sinc upsampling by an integer factor as `torchaudio.transforms.Resample(sr, factor * sr)`.
+
+    x [B, L] -> float32 [B, factor * L] (zero-padded at the edges).
+    """
+    kernel = sinc_resample_kernel(1, factor)
+    half = (kernel.shape[1] - 1) // 2
+    w = jnp.asarray(kernel.T[:, None, :])  # [K, in=1, out=factor]
+    y = jax.lax.conv_general_dilated(jnp.asarray(x, _F32)[:, :, None], w, (1,), [(half, half + 1)],
+                                     dimension_numbers=("NWC", "WIO", "NWC"))
+    return y.reshape(x.shape[0], -1)[:, : factor * x.shape[1]]
+
+
+@functools.cache
+def firwin2_lowpass(band_center: float, num_taps: int = 256, transition: float = 0.03) -> np.ndarray:
+    """Frequency-sampling FIR low-pass [num_taps] (`scipy.signal.firwin2`), pass up to band_center /
+    (1 + transition) and stop from band_center * (1 + transition), frequencies relative to Nyquist
+    (nnAudio's CQT anti-alias filter)."""
+    edges = [0.0, band_center / (1 + transition), band_center * (1 + transition), 1.0]
+    return scipy.signal.firwin2(num_taps, edges, [1.0, 1.0, 0.0, 0.0]).astype(np.float32)

@@ -2,7 +2,10 @@
 
 Every sub-discriminator maps audio [B, N] to `(logits, feature_maps)`: logits float32 (any shape
 [B, ...]), feature_maps a list of the activations after each hidden layer. `Discriminators(cfg)`
-concatenates the lists of all enabled families (order: mpd, cqt, stft).
+concatenates the lists of all enabled families (order: mpd, cqt, stft). With `weight_norm` the MPD
+and CQT layers the `bigvgan` package weight-normalises are weight-normalised; `cqt.front_end` picks
+the CQT: "multirate" (this project's design) or "release" (torchaudio 2x resampling + nnAudio
+CQT2010v2, as BigVGAN-v2).
 """
 from collections.abc import Sequence
 
@@ -10,24 +13,26 @@ import flax.linen as nn
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
-from speechvae_jax.dsp.cqt import cqt
-from speechvae_jax.dsp.filters import upsample2
+from speechvae_jax.dsp.cqt import cqt, release_cqt
+from speechvae_jax.dsp.filters import resample_up, upsample2
 from speechvae_jax.dsp.spectral import stft
+from speechvae_jax.models.layers import Conv
 
 _F32 = jnp.float32
+CQT_FRONT_ENDS = ("multirate", "release")
 
 
-def _conv2d(features, kernel, strides=(1, 1), dilation=(1, 1)):
-    """"Same"-padded 2-D conv over [B, time, freq/period, C], float32."""
+def _conv2d(features, kernel, strides=(1, 1), dilation=(1, 1), weight_norm=False):
+    """"Same"-padded 2-D conv over [B, time, freq/period, C], float32 (LeCun-normal init)."""
     pad = [((k - 1) * d // 2, (k - 1) * d - (k - 1) * d // 2) for k, d in zip(kernel, dilation)]
-    return nn.Conv(features, kernel, strides=strides, kernel_dilation=dilation, padding=pad,
-                   dtype=_F32, param_dtype=_F32)
+    return Conv(features, kernel, strides, dilation, pad, weight_norm, dtype=_F32)
 
 
 class PeriodDiscriminator(nn.Module):
     """HiFi-GAN period discriminator: audio folded to [B, N / p, p]; (5, 1) convs with stride 3."""
     period: int
     channels: Sequence[int] = (32, 128, 512, 1024, 1024)
+    weight_norm: bool = False
 
     @nn.compact
     def __call__(self, audio):
@@ -39,9 +44,9 @@ class PeriodDiscriminator(nn.Module):
         fmaps = []
         for i, c in enumerate(self.channels):
             stride = 3 if i < len(self.channels) - 1 else 1
-            x = nn.leaky_relu(_conv2d(c, (5, 1), (stride, 1))(x), 0.1)
+            x = nn.leaky_relu(_conv2d(c, (5, 1), (stride, 1), weight_norm=self.weight_norm)(x), 0.1)
             fmaps.append(x)
-        x = _conv2d(1, (3, 1))(x)
+        x = _conv2d(1, (3, 1), weight_norm=self.weight_norm)(x)
         fmaps.append(x)
         return x.reshape(x.shape[0], -1), fmaps
 
@@ -52,6 +57,8 @@ class CQTDiscriminator(nn.Module):
     audio [B, N] at `sample_rate` -> 2x upsampled -> CQT (real, imag as 2 channels) [B, frames, bins, 2];
     a (3, 9) conv per octave band, then (3, 9) convs (frequency stride 2, time dilations), a (3, 3) conv,
     LeakyReLU(0.1) after each (these are the feature maps), and a (3, 3) conv to 1 logit channel.
+    `weight_norm` applies to the dilated, (3, 3) and logit convs (as `bigvgan`; the band convs and the
+    first conv are plain there).
     """
     hop: int
     bins_per_octave: int
@@ -62,12 +69,24 @@ class CQTDiscriminator(nn.Module):
     max_filters: int = 1024
     filters_scale: int = 1
     dilations: Sequence[int] = (1, 2, 4)
+    weight_norm: bool = False
+    front_end: str = "multirate"  # CQT_FRONT_ENDS
+
+    def transform(self, audio):
+        """audio [B, N] -> complex64 CQT [B, frames, n_octaves * bins_per_octave] of the 2x upsampled audio."""
+        sr2, bins = 2 * self.sample_rate, self.n_octaves * self.bins_per_octave
+        if self.front_end == "release":
+            return release_cqt(resample_up(audio, 2), sr2, self.hop, bins, self.bins_per_octave, self.fmin)
+        if self.front_end != "multirate":
+            raise ValueError(f"model.discriminators.cqt.front_end must be one of {CQT_FRONT_ENDS}, "
+                             f"got {self.front_end!r}")
+        x = upsample2(jnp.asarray(audio, _F32))
+        x = jnp.pad(x, ((0, 0), (0, -x.shape[1] % self.hop)))
+        return cqt(x, sr2, self.hop, self.fmin, self.n_octaves, self.bins_per_octave)
 
     @nn.compact
     def __call__(self, audio):
-        x = upsample2(jnp.asarray(audio, _F32))
-        x = jnp.pad(x, ((0, 0), (0, -x.shape[1] % self.hop)))
-        z = cqt(x, 2 * self.sample_rate, self.hop, self.fmin, self.n_octaves, self.bins_per_octave)
+        z = self.transform(audio)
         z = jnp.stack([jnp.real(z), jnp.imag(z)], axis=-1)
         bpo = self.bins_per_octave
         z = jnp.concatenate([_conv2d(2, (3, 9))(z[:, :, i * bpo:(i + 1) * bpo])
@@ -75,14 +94,15 @@ class CQTDiscriminator(nn.Module):
         fmaps = []
         z = nn.leaky_relu(_conv2d(self.filters, (3, 9))(z), 0.1)
         fmaps.append(z)
+        wn = self.weight_norm
         for i, d in enumerate(self.dilations):
             ch = min(self.filters_scale ** (i + 1) * self.filters, self.max_filters)
-            z = nn.leaky_relu(_conv2d(ch, (3, 9), (1, 2), (d, 1))(z), 0.1)
+            z = nn.leaky_relu(_conv2d(ch, (3, 9), (1, 2), (d, 1), wn)(z), 0.1)
             fmaps.append(z)
         ch = min(self.filters_scale ** (len(self.dilations) + 1) * self.filters, self.max_filters)
-        z = nn.leaky_relu(_conv2d(ch, (3, 3))(z), 0.1)
+        z = nn.leaky_relu(_conv2d(ch, (3, 3), weight_norm=wn)(z), 0.1)
         fmaps.append(z)
-        return _conv2d(1, (3, 3))(z), fmaps
+        return _conv2d(1, (3, 3), weight_norm=wn)(z), fmaps
 
 
 class STFTDiscriminator(nn.Module):
@@ -118,15 +138,17 @@ class Discriminators(nn.Module):
     @nn.compact
     def __call__(self, audio):
         cfg = self.cfg
+        wn = cfg.get("weight_norm", False)  # absent in runs saved before it existed
         subs = []
         if cfg.mpd.enabled:
-            subs += [PeriodDiscriminator(p, tuple(cfg.mpd.channels), name=f"mpd_{p}") for p in cfg.mpd.periods]
+            subs += [PeriodDiscriminator(p, tuple(cfg.mpd.channels), wn, name=f"mpd_{p}") for p in cfg.mpd.periods]
         if cfg.cqt.enabled:
             c = cfg.cqt
             if len(c.hop_lengths) != len(c.bins_per_octave):
                 raise ValueError("model.discriminators.cqt: hop_lengths and bins_per_octave differ in length")
             subs += [CQTDiscriminator(h, b, c.sample_rate, c.n_octaves, c.fmin, c.filters, c.max_filters,
-                                      c.filters_scale, tuple(c.dilations), name=f"cqt_{i}")
+                                      c.filters_scale, tuple(c.dilations), wn, c.get("front_end", "multirate"),
+                                      name=f"cqt_{i}")
                      for i, (h, b) in enumerate(zip(c.hop_lengths, c.bins_per_octave))]
         if cfg.stft.enabled:
             subs += [STFTDiscriminator(n, cfg.stft.channels, name=f"stft_{n}") for n in cfg.stft.fft_sizes]

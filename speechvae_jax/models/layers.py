@@ -1,13 +1,18 @@
-"""Shared waveform layers: Snake / SnakeBeta activations, 1-D convolutions, learned upsampling.
+"""Shared waveform layers: Snake / SnakeBeta activations, convolutions with optional weight
+normalisation, learned upsampling.
 
-Layout is channels-last throughout: x [B, T, C]. Parameters are float32; `dtype` is the compute dtype.
+Layout is channels-last throughout: x [B, T, C] (2-D: [B, H, W, C]). Parameters are float32; `dtype`
+is the compute dtype.
 """
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from speechvae_jax.dsp.filters import alias_free_downsample2, alias_free_upsample2
 
 Dtype = Any
 
@@ -25,16 +30,22 @@ class Snake(nn.Module):
 class SnakeBeta(nn.Module):
     """x + 1/beta * sin^2(alpha * x) with alpha = exp(log_alpha), beta = exp(log_beta) per channel.
 
-    Log-scale parameters initialised to 0 (alpha = beta = 1). x [B, T, C].
+    Log-scale parameters initialised to 0 (alpha = beta = 1). x [B, T, C]. With `anti_alias` the
+    activation runs at twice the rate between BigVGAN's Kaiser-sinc 2x upsampling and 2x
+    downsampling (`Activation1d`); the parameters are the same.
     """
     dtype: Dtype = jnp.float32
+    anti_alias: bool = False
 
     @nn.compact
     def __call__(self, x):
         c = x.shape[-1]
         alpha = jnp.exp(self.param("log_alpha", nn.initializers.zeros, (c,), jnp.float32)).astype(self.dtype)
         beta = jnp.exp(self.param("log_beta", nn.initializers.zeros, (c,), jnp.float32)).astype(self.dtype)
-        return x + jnp.reciprocal(beta + 1e-9) * jnp.sin(alpha * x) ** 2
+        if self.anti_alias:
+            x = alias_free_upsample2(x.astype(self.dtype))
+        y = x + jnp.reciprocal(beta + 1e-9) * jnp.sin(alpha * x) ** 2
+        return alias_free_downsample2(y) if self.anti_alias else y
 
 
 def kernel_init(init_std: float | None):
@@ -42,17 +53,73 @@ def kernel_init(init_std: float | None):
     return nn.initializers.lecun_normal() if init_std is None else nn.initializers.normal(init_std)
 
 
+def weight_norm(v, g, axis: int):
+    """PyTorch `weight_norm`: w = g * v / ||v||, the norm over every axis of v but `axis`; g [v.shape[axis]]."""
+    axis = axis % v.ndim
+    others = tuple(i for i in range(v.ndim) if i != axis)
+    shape = [1] * v.ndim
+    shape[axis] = v.shape[axis]
+    return v * (g / jnp.sqrt(jnp.sum(v * v, axis=others))).reshape(shape)
+
+
+def weight_norm_gain(v, axis: int):
+    """Initial gain ||v|| per index of `axis` (so the normalised weight starts equal to v), float32."""
+    axis = axis % v.ndim
+    return jnp.sqrt(jnp.sum(v * v, axis=tuple(i for i in range(v.ndim) if i != axis)))
+
+
+def normed_kernel(module: nn.Module, init: Callable, shape: Sequence[int], weight_norm_on: bool, axis: int = -1):
+    """The `kernel` param of `module`; with weight normalisation it is the direction v and a trainable
+    `gain` g (initialised to ||v||, one per index of `axis`) gives w = g v / ||v||. float32."""
+    v = module.param("kernel", init, tuple(shape), jnp.float32)
+    if not weight_norm_on:
+        return v
+    g = module.param("gain", lambda _rng: weight_norm_gain(v, axis))
+    return weight_norm(v, g, axis)
+
+
+class Conv(nn.Module):
+    """N-d convolution over channels-last x [B, *spatial, C_in] -> [B, *spatial', features].
+
+    Without weight normalisation it is `nn.Conv` (params `kernel` [*kernel_size, C_in, features] and
+    `bias`); with `weight_norm` the kernel is the direction v and `gain` [features] the per-output-channel
+    norm, as PyTorch `weight_norm(conv, dim=0)`. `padding` is explicit: one (low, high) per spatial axis.
+    """
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    kernel_dilation: Sequence[int] | None = None
+    padding: Sequence[tuple[int, int]] | None = None
+    weight_norm: bool = False
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        nd = len(self.kernel_size)
+        w = normed_kernel(self, self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), self.weight_norm)
+        b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        spatial = "HWD"[:nd] if nd > 1 else "W"
+        y = jax.lax.conv_general_dilated(
+            x.astype(self.dtype), w.astype(self.dtype), tuple(self.strides or (1,) * nd),
+            [tuple(p) for p in (self.padding or [(0, 0)] * nd)],
+            rhs_dilation=tuple(self.kernel_dilation or (1,) * nd),
+            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
+        return y + b.astype(self.dtype)
+
+
 def conv1d(features: int, kernel: int, *, stride: int = 1, dilation: int = 1, padding=None,
-           init_std: float | None = None, dtype: Dtype = jnp.float32, name: str | None = None) -> nn.Conv:
-    """A 1-D nn.Conv; default padding keeps the length ("same" for odd kernels, any dilation).
+           init_std: float | None = None, weight_norm: bool = False, dtype: Dtype = jnp.float32,
+           name: str | None = None) -> Conv:
+    """A 1-D `Conv`; default padding keeps the length ("same" for odd kernels, any dilation).
 
     Kernel init N(0, init_std^2) when given (DAC uses 0.02, BigVGAN 0.01), else LeCun normal.
     """
     if padding is None:
         total = (kernel - 1) * dilation
         padding = [(total // 2, total - total // 2)]
-    return nn.Conv(features, (kernel,), strides=(stride,), kernel_dilation=(dilation,), padding=padding,
-                   kernel_init=kernel_init(init_std), dtype=dtype, param_dtype=jnp.float32, name=name)
+    return Conv(features, (kernel,), (stride,), (dilation,), padding, weight_norm, kernel_init(init_std), dtype,
+                name=name)
 
 
 class _Upsample(nn.Module):
@@ -66,6 +133,8 @@ class _Upsample(nn.Module):
     kernel_size: int
     dtype: Dtype = jnp.float32
     init_std: float | None = 0.01
+    weight_norm: bool = False  # as PyTorch weight_norm(ConvTranspose1d, dim=0): one gain per input channel
+    full_length: bool = False  # keep the transposed convolution's T * stride + stride % 2 outputs
 
     def init_for(self, c_in: int):
         std = self.init_std if self.init_std is not None else (self.stride / (self.kernel_size * c_in)) ** 0.5
@@ -80,6 +149,8 @@ class SubPixelUpsample(_Upsample):
     samples). Parameters `kernel` [K, C_in, features] and `bias` [features] have the transposed
     convolution's shapes and meaning; the polyphase split only regroups the taps: phases
     r < stride - p read inputs (t - 1, t), the others read (t, t + 1), so no multiply is wasted.
+    With `full_length` the output keeps the transposed convolution's whole length, T * stride +
+    stride % 2 (BigVGAN's upsamplers give one sample more for odd strides).
     """
 
     @nn.compact
@@ -89,7 +160,8 @@ class SubPixelUpsample(_Upsample):
             raise ValueError(f"SubPixelUpsample needs kernel_size == 2 * stride, got {k} and {s}")
         p = (k - s) // 2
         c_in = x.shape[-1]
-        w = self.param("kernel", self.init_for(c_in), (k, c_in, self.features), jnp.float32).astype(self.dtype)
+        w = normed_kernel(self, self.init_for(c_in), (k, c_in, self.features), self.weight_norm, axis=1)
+        w = w.astype(self.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
         early = np.arange(0, s - p)
         late = np.arange(s - p, s)
@@ -98,13 +170,17 @@ class SubPixelUpsample(_Upsample):
         w_late = jnp.stack([w[late + p], w[late + p - s]]).transpose(0, 2, 1, 3)
         x = x.astype(self.dtype)
         bsz, t = x.shape[:2]
+        extra = s % 2 if self.full_length else 0
         outs = []
-        for taps, pad in ((w_early, (1, 0)), (w_late, (0, 1))):
+        for taps, pad in ((w_early, (1, extra)), (w_late, (0, 1))):
             n_ph = taps.shape[2]
             y = jax.lax.conv_general_dilated(x, taps.reshape(2, c_in, n_ph * self.features), (1,), [pad],
                                              dimension_numbers=("NWC", "WIO", "NWC"))
-            outs.append(y.reshape(bsz, t, n_ph, self.features))
-        return jnp.concatenate(outs, axis=2).reshape(bsz, t * s, self.features) + b
+            outs.append(y.reshape(bsz, -1, n_ph, self.features))
+        y = jnp.concatenate([outs[0][:, :t], outs[1]], axis=2).reshape(bsz, t * s, self.features)
+        if extra:  # phase 0 of input position t: the transposed convolution's last output
+            y = jnp.concatenate([y, outs[0][:, t:, 0]], axis=1)
+        return y + b
 
 
 class TransposedUpsample(_Upsample):
@@ -115,6 +191,8 @@ class TransposedUpsample(_Upsample):
 
     @nn.compact
     def __call__(self, x):
+        if self.weight_norm or self.full_length:
+            raise ValueError("model.decoder.upsample='transpose' has no weight norm / full lengths; use 'subpixel'")
         return nn.ConvTranspose(self.features, (self.kernel_size,), strides=(self.stride,), padding="SAME",
                                 kernel_init=self.init_for(x.shape[-1]), dtype=self.dtype,
                                 param_dtype=jnp.float32, name="conv")(x)

@@ -34,14 +34,17 @@ class SpeechVAE(nn.Module):
         cfg = self.cfg
         check_model_config(cfg)
         dtype = jnp.dtype(cfg.dtype)
-        # Runs saved before these keys existed were initialised as the release.
+        # Runs saved before these keys existed: release init, no final conv / weight norm / anti-aliasing.
         trunk_init = cfg.get("trunk_init", "release")
-        self.encoder = Encoder(cfg.encoder.d_model, tuple(cfg.encoder.strides), tuple(cfg.encoder.dilations),
-                               cfg.latent_dim, dtype, trunk_init, cfg.encoder.get("scale_bias_init", 0.0))
+        enc = cfg.encoder
+        self.encoder = Encoder(enc.d_model, tuple(enc.strides), tuple(enc.dilations), cfg.latent_dim, dtype,
+                               trunk_init, enc.get("scale_bias_init", 0.0), enc.get("final_conv", False),
+                               enc.get("weight_norm", False))
         dec = cfg.decoder
         self.decoder = Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
                                tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
-                               dtype, trunk_init)
+                               dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False),
+                               dec.get("full_lengths", False))
 
     def encode_features(self, audio):
         """audio [B, N] -> h [B, ceil(N / hop), C] (compute dtype)."""

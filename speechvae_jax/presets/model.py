@@ -1,7 +1,9 @@
 """`model_config(size)` and `loss_config(size)` for size in {"tiny", "paper"}.
 
-"paper" is the release configuration (METHOD.md); "tiny" keeps 16 kHz / hop 400 (40 Hz) / 64-d
-latents with far fewer channels, for training on a 2-core CPU.
+"paper" is the release configuration (METHOD.md), layer for layer: DAC encoder with its closing k=3
+conv, weight normalisation, anti-aliased SnakeBeta, bigvgan discriminators with nnAudio's CQT; "tiny"
+keeps 16 kHz / hop 400 (40 Hz) / 64-d latents with far fewer channels and none of those switches, for
+training on a 2-core CPU.
 """
 from ml_collections import ConfigDict
 
@@ -18,11 +20,14 @@ def discriminator_config(size: str) -> ConfigDict:
     _check(size)
     paper = size == "paper"
     return ConfigDict({
+        "weight_norm": paper,   # the MPD / CQT layers the bigvgan package weight-normalises
         "mpd": {"enabled": True, "periods": (2, 3, 5, 7, 11),
                 "channels": (32, 128, 512, 1024, 1024) if paper else (8, 16, 32, 64, 64)},
         "cqt": {"enabled": True, "sample_rate": 16000, "hop_lengths": (512, 256, 256), "n_octaves": 8,
                 "bins_per_octave": (24, 36, 48), "filters": 32 if paper else 8, "max_filters": 1024,
-                "filters_scale": 1, "dilations": (1, 2, 4), "fmin": 32.7},
+                "filters_scale": 1, "dilations": (1, 2, 4), "fmin": 32.7,
+                # "release": torchaudio 2x resampling + nnAudio CQT2010v2 as bigvgan; "multirate": ours
+                "front_end": "release" if paper else "multirate"},
         "stft": {"enabled": False, "fft_sizes": (2048, 1024, 512), "channels": 32 if paper else 8},
     })
 
@@ -39,11 +44,17 @@ def model_config(size: str) -> ConfigDict:
         "trunk_init": "release" if paper else "fan_in",   # models/layers.py TRUNK_INITS
         "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9),
                     # initial posterior sigma = softplus(scale_bias_init) + 1e-4: 0.69 (release) / 0.049
-                    "scale_bias_init": 0.0 if paper else -3.0},
+                    "scale_bias_init": 0.0 if paper else -3.0,
+                    # DAC's closing conv k=3 (2048 -> 2048) before `last`; weight norm on every conv but `last`
+                    "final_conv": paper, "weight_norm": paper},
         "decoder": {"initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
                     "resblock_kernel_sizes": (3, 7, 11) if paper else (3, 7),
-                    "resblock_dilations": (1, 3, 5), "upsample": "subpixel"},
+                    "resblock_dilations": (1, 3, 5), "upsample": "subpixel",
+                    # BigVGAN's anti-aliased SnakeBeta (2x up/down Kaiser-sinc) and weight-normed convs
+                    "anti_alias": paper, "weight_norm": paper,
+                    # upsamplers keep BigVGAN's T * u + u % 2 outputs; the waveform is cropped to T * hop
+                    "full_lengths": paper},
         "discriminators": discriminator_config(size),
     })
 

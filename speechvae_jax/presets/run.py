@@ -41,6 +41,9 @@ def vae_config(size: str, variant: str) -> ConfigDict:
     c.optim.decay = 0.999996       # exponential lr decay per update
     c.optim.clip_norm = 0.0        # global-norm clipping; 0 = off
     c.optim.ema_decay = 0.9999
+    c.optim.ema_schedule = "release" if size == "paper" else "warmup10"   # train/state.py EMA_SCHEDULES
+    c.optim.ema_power = 0.75       # "release": ema-pytorch warm-up power
+    c.optim.ema_update_after_step = 1
 
     c.train = default_train_config()
     c.train.num_steps = 600_000

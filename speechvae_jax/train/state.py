@@ -71,7 +71,26 @@ class Modules:
         }
 
 
-def ema_update(ema: Any, params: Any, decay: float, step: jax.Array) -> Any:
-    """EMA with warm-up: effective decay min(decay, (1 + step) / (10 + step))."""
-    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+EMA_SCHEDULES = ("warmup10", "release")
+"""`optim.ema_schedule`: "warmup10" decays at min(decay, (1 + step) / (10 + step)); "release" is
+ema-pytorch's warm-up as Stable Audio Tools builds it (power 3/4, update_after_step 1): the EMA copies
+the weights while step <= after, then decays at min(decay, 1 - (1 + step - after) ** -power)."""
+
+
+def ema_decay_at(step: jax.Array, decay: float, schedule: str = "warmup10", power: float = 0.75,
+                 after: int = 1) -> jax.Array:
+    """The effective EMA decay of the update with 0-based index `step` (float32 scalar)."""
+    step = jnp.asarray(step, jnp.float32)
+    if schedule == "warmup10":
+        return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    if schedule == "release":
+        epoch = step - after
+        return jnp.where(epoch <= 0, 0.0, jnp.clip(1.0 - (1.0 + jnp.maximum(epoch, 0.0)) ** -power, 0.0, decay))
+    raise ValueError(f"optim.ema_schedule must be one of {EMA_SCHEDULES}, got {schedule!r}")
+
+
+def ema_update(ema: Any, params: Any, decay: float, step: jax.Array, schedule: str = "warmup10",
+               power: float = 0.75, after: int = 1) -> Any:
+    """New EMA tree d * ema + (1 - d) * params, d = `ema_decay_at(step, decay, schedule, power, after)`."""
+    d = ema_decay_at(step, decay, schedule, power, after)
     return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)

@@ -224,8 +224,11 @@ def make_update(m: Modules, teacher: Any, kind: str) -> Update:
             loss, g = out["gen"]
             new["gen"], new["gen_opt"], ok = update_lib.guarded_update(m.gen_tx, state["gen"], state["gen_opt"],
                                                                        g, loss)
-            new["ema"] = update_lib.select(ok, {"vae": ema_update(state["ema"]["vae"], new["gen"]["vae"],
-                                                                  cfg.optim.ema_decay, state["step"])}, state["ema"])
+            o = cfg.optim  # runs saved before ema_schedule existed: "warmup10"
+            ema = ema_update(state["ema"]["vae"], new["gen"]["vae"], o.ema_decay, state["step"],
+                             o.get("ema_schedule", "warmup10"), o.get("ema_power", 0.75),
+                             o.get("ema_update_after_step", 1))
+            new["ema"] = update_lib.select(ok, {"vae": ema}, state["ema"])
             metrics["skipped_update"] = 1.0 - ok.astype(jnp.float32)
             oks.append(ok)
         if "disc" in out:

@@ -21,3 +21,15 @@ def test_cqt_rejects_bad_hop():
         cqt(jnp.zeros((1, 1000)), 32000, 100, 32.7, 8, 24)
 
 
+
+
+def test_release_cqt_peaks_at_the_tone_bin_and_has_nnaudio_frames():
+    from speechvae_jax.dsp.cqt import release_cqt
+
+    sr, bpo, n_oct = 32000, 24, 8
+    for f in (110.0, 1000.0, 6000.0):
+        x = np.sin(2 * np.pi * f * np.arange(16384) / sr)[None].astype(np.float32)
+        z = np.abs(np.asarray(release_cqt(jnp.asarray(x), sr, 512, n_oct * bpo, bpo)))
+        assert z.shape == (1, 16384 // 512 + 1, n_oct * bpo)
+        peak = int(np.argmax(z[0, 8:-8].mean(0)))
+        assert abs(peak - bpo * np.log2(f / 32.70)) <= 1, (f, peak)

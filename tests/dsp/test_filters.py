@@ -1,5 +1,6 @@
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import scipy.signal
 
 from speechvae_jax.dsp import filters
@@ -43,3 +44,50 @@ def test_decimate2_keeps_a_low_tone_and_removes_a_high_one():
     assert y_low.shape == (2000,)
     np.testing.assert_allclose(y_low[100:-100], low[0, ::2][100:-100], atol=1e-3)
     assert np.abs(y_high[100:-100]).max() < 1e-3
+
+
+def _bigvgan_up2(x, taps):
+    """Numpy reference of BigVGAN's UpSample1d(2, 12): edge pad 5, stride-2 transposed conv x 2, crop 15."""
+    pad = len(taps) // 2 - 1
+    xp = np.pad(x, (pad, pad), mode="edge")
+    full = np.zeros((len(xp) - 1) * 2 + len(taps))
+    for m, v in enumerate(xp):
+        full[2 * m: 2 * m + len(taps)] += 2 * v * taps
+    left = pad * 2 + (len(taps) - 2) // 2
+    return full[left: left + 2 * len(x)]
+
+
+def _bigvgan_down2(x, taps):
+    """Numpy reference of BigVGAN's DownSample1d(2, 12): edge pad (5, 6), correlate, stride 2."""
+    xp = np.pad(x, (len(taps) // 2 - 1, len(taps) // 2), mode="edge")
+    return np.array([np.dot(xp[2 * m: 2 * m + len(taps)], taps) for m in range((len(xp) - len(taps)) // 2 + 1)])
+
+
+def test_kaiser_sinc_lowpass_is_a_normalised_symmetric_half_band_filter():
+    taps = filters.kaiser_sinc_lowpass(0.25, 0.3, 12)
+    assert taps.shape == (12,) and abs(taps.sum() - 1) < 1e-6
+    np.testing.assert_allclose(taps, taps[::-1], atol=1e-7)
+    freqs, resp = scipy.signal.freqz(taps, worN=512, fs=1.0)
+    assert abs(resp[0]) == pytest.approx(1.0, abs=1e-5) and abs(resp[-1]) < 0.05
+
+
+def test_alias_free_up_and_down_sampling_match_bigvgan_reference():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 37, 3)).astype(np.float32)
+    taps = filters.kaiser_sinc_lowpass(0.25, 0.3, 12).astype(np.float64)
+    up = np.asarray(filters.alias_free_upsample2(jnp.asarray(x)))
+    down = np.asarray(filters.alias_free_downsample2(jnp.asarray(x)))
+    assert up.shape == (2, 74, 3) and down.shape == (2, 19, 3)
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_allclose(up[b, :, c], _bigvgan_up2(x[b, :, c], taps), atol=1e-5)
+            np.testing.assert_allclose(down[b, :, c], _bigvgan_down2(x[b, :, c], taps), atol=1e-5)
+
+
+def test_resample_up_interpolates_a_band_limited_tone():
+    t = np.arange(800)
+    x = np.sin(2 * np.pi * 0.03 * t)[None].astype(np.float32)
+    y = np.asarray(filters.resample_up(jnp.asarray(x), 2))[0]
+    assert y.shape == (1600,)
+    np.testing.assert_allclose(y[100:-100], np.sin(2 * np.pi * 0.03 * np.arange(1600) / 2)[100:-100], atol=2e-3)
+    np.testing.assert_allclose(y[::2], x[0], atol=2e-2)  # the even outputs sit on the input samples

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from speechvae_jax.models.layers import Snake, SnakeBeta, SubPixelUpsample, TransposedUpsample
+from speechvae_jax.models.layers import Snake, SnakeBeta, SubPixelUpsample, TransposedUpsample, conv1d, weight_norm
 
 
 def _torch_conv_transpose(x, w, b, stride, padding):
@@ -53,3 +53,37 @@ def test_snake_and_snakebeta_values():
     np.testing.assert_allclose(sb.apply(p, x), ref, rtol=1e-5, atol=1e-6)
     init = SnakeBeta().init(jax.random.key(0), x)["params"]
     assert float(jnp.abs(init["log_alpha"]).sum() + jnp.abs(init["log_beta"]).sum()) == 0.0
+
+
+@pytest.mark.parametrize("stride", [4, 5])
+def test_subpixel_full_length_keeps_the_transposed_convolutions_last_output(stride):
+    x = np.random.default_rng(0).normal(size=(1, 6, 3)).astype(np.float32)
+    mod = SubPixelUpsample(4, stride, 2 * stride, full_length=True)
+    params = jax.tree.map(lambda a: a + 0.1, mod.init(jax.random.key(1), x))
+    out = np.asarray(mod.apply(params, x))
+    assert out.shape == (1, 6 * stride + stride % 2, 4)
+    w, b = np.asarray(params["params"]["kernel"]), np.asarray(params["params"]["bias"])
+    full = _torch_conv_transpose(x[0], w, b, stride, stride // 2)
+    np.testing.assert_allclose(out[0], full[: 6 * stride + stride % 2], atol=1e-5)
+
+
+def test_weight_norm_starts_at_the_kernel_and_scales_with_the_gain():
+    x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype(np.float32)
+    wn, plain = conv1d(5, 3, weight_norm=True), conv1d(5, 3)
+    p = wn.init(jax.random.key(0), x)["params"]
+    np.testing.assert_allclose(p["gain"], np.linalg.norm(np.asarray(p["kernel"]).reshape(-1, 5), axis=0), rtol=1e-6)
+    same = plain.apply({"params": {"kernel": p["kernel"], "bias": p["bias"]}}, x)
+    np.testing.assert_allclose(wn.apply({"params": p}, x), same, atol=1e-5)
+    doubled = wn.apply({"params": {**p, "gain": 2 * p["gain"]}}, x)
+    np.testing.assert_allclose(doubled, 2 * same, atol=1e-5)
+    w = np.asarray(weight_norm(jnp.ones((2, 3, 4)), jnp.arange(3.0), axis=1))  # gain per axis-1 index
+    np.testing.assert_allclose(np.linalg.norm(w.transpose(1, 0, 2).reshape(3, -1), axis=1), [0, 1, 2], atol=1e-6)
+
+
+def test_anti_aliased_snakebeta_keeps_parameters_and_length():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 16, 2)), jnp.float32)
+    plain, aa = SnakeBeta(), SnakeBeta(anti_alias=True)
+    p = plain.init(jax.random.key(0), x)
+    assert jax.tree.structure(p) == jax.tree.structure(aa.init(jax.random.key(0), x))
+    y = np.asarray(aa.apply(p, x))
+    assert y.shape == x.shape and not np.allclose(y, plain.apply(p, x), atol=1e-3)

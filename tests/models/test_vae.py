@@ -123,10 +123,13 @@ def test_gradient_flow_and_optimiser_steps_reduce_mrstft_loss(tiny):
 def test_paper_scale_parameter_counts():
     model = SpeechVAE(model_config("paper"))
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 800))))["params"]
-    # Release: encoder 61.8M (weight-normed, last conv kernel 3), decoder 13.0M.
-    assert _count(params["encoder"]) == pytest.approx(61.8e6, rel=0.02)
-    assert _count(params["decoder"]) == pytest.approx(13.0e6, rel=0.02)
+    # The PyTorch builds (tests/parity): DAC Encoder(128, [4,4,5,5], 2048) + proj_out, BigVGAN generator.
+    assert _count(params["encoder"]) == 73_845_120
+    assert _count(params["decoder"]) == 12_954_050
     assert params["encoder"]["last"]["kernel"].shape == (2048, 128)
+    assert "gain" not in params["encoder"]["last"]  # proj_out is a plain conv
+    assert params["encoder"]["conv_out"]["kernel"].shape == (3, 2048, 2048)
+    assert params["decoder"]["SubPixelUpsample_0"]["gain"].shape == (512,)  # per input channel, as torch dim 0
 
 
 def test_presets():
@@ -170,3 +173,27 @@ def test_bad_trunk_init_is_reported():
     cfg.trunk_init = "xavier"
     with pytest.raises(ValueError, match="model.trunk_init"):
         jax.eval_shape(SpeechVAE(cfg).init, jax.random.key(0), jnp.zeros((1, 800)))
+
+
+def test_configs_saved_before_the_release_switches_build_the_same_model():
+    """A run's config.json from before the release keys: absent keys mean the old architecture."""
+    from ml_collections import ConfigDict
+
+    from speechvae_jax.models.discriminators import Discriminators
+
+    cfg = model_config("tiny")
+    old = cfg.to_dict()
+    for section, keys in (("encoder", ("final_conv", "weight_norm")),
+                          ("decoder", ("anti_alias", "weight_norm", "full_lengths"))):
+        for k in keys:
+            del old[section][k]
+    del old["discriminators"]["weight_norm"], old["discriminators"]["cqt"]["front_end"]
+    old = ConfigDict(old)
+    audio = jnp.zeros((1, 4000))
+    shapes = lambda c: jax.tree.map(lambda x: x.shape, jax.eval_shape(SpeechVAE(c).init, jax.random.key(0), audio))
+    disc = lambda c: jax.tree.map(lambda x: x.shape, jax.eval_shape(Discriminators(c.discriminators).init,
+                                                                    jax.random.key(0), audio))
+    assert shapes(old) == shapes(cfg) and disc(old) == disc(cfg)
+    x = jnp.asarray(_speechlike(4000))
+    v = SpeechVAE(cfg).init(jax.random.key(0), x)
+    np.testing.assert_array_equal(SpeechVAE(old).apply(v, x)[0], SpeechVAE(cfg).apply(v, x)[0])
