@@ -247,8 +247,11 @@ def _decode(args):
 
 def _evaluate_flags(p):
     _workdir_flag(p, "the run to evaluate")
-    p.add_argument("--axes", default="reconstruction,understanding", help="comma-separated axes")
+    p.add_argument("--axes", default="reconstruction,understanding",
+                   help="comma-separated axes: reconstruction, understanding, generation")
     p.add_argument("--data", default=None, help="SOURCE (default: the run's config.data.source)")
+    p.add_argument("--tts", default=None, help="axis generation: the TTS run trained on this run's latents "
+                                               "(default: RUN/tts)")
 
 
 def _evaluate(args):
@@ -257,13 +260,52 @@ def _evaluate(args):
     if args.overrides and not args.config:
         raise cli_config.ConfigError("--config.* overrides need --config configs/eval.py[:PRESET]")
     protocol = _config(args) if args.config else None
-    result = report.evaluate(args.workdir, protocol, axes=args.axes.split(","), data=args.data)
+    result = report.evaluate(args.workdir, protocol, axes=args.axes.split(","), data=args.data,
+                             tts=args.tts)
     if result is not None:  # process 0 assembles the report
         print(markdown.format_summary(result))
 
 
+def _generate_train_flags(p):
+    _workdir_flag(p, "the TTS run directory")
+    p.add_argument("--latents", required=True,
+                   help="export root of a VAE run: one `speechvae export` per split in DIR/<split> (train, valid)")
+    p.add_argument("--vae", default=None, help="the VAE run that exported them (default: found above --latents)")
+
+
+def _generate_train(args):
+    from speechvae_jax.generate import trainer
+
+    config = _config(args)
+    config.data.latents = args.latents
+    if args.vae:
+        config.vae.workdir = args.vae
+    return _run_exit(trainer.train(config, args.workdir))
+
+
+def _generate_sample_flags(p):
+    _workdir_flag(p, "the trained TTS run")
+    p.add_argument("--text", required=True, help="what to say")
+    p.add_argument("--prompt", required=True, help="a wav of the voice to speak in")
+    p.add_argument("--prompt-text", default=None, help="the prompt's transcript (default: the .txt beside it)")
+    p.add_argument("--out", required=True, help="output wav (16-bit, 16 kHz)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+    p.add_argument("--nfe", type=int, default=None, help="ODE steps (default: the run's sample.nfe)")
+    p.add_argument("--cfg-scale", type=float, default=None, help="guidance scale (default: the run's)")
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+
+
+def _generate_sample(args):
+    from speechvae_jax.generate import synthesis
+
+    out = synthesis.synthesize(args.workdir, args.text, args.prompt, args.out, prompt_text=args.prompt_text,
+                               step=args.step, seed=args.seed, nfe=args.nfe, cfg_scale=args.cfg_scale)
+    print(f"{out['path']}: {out['seconds']:.2f} s ({out['frames']} frames), TTS step {out['step']}")
+
+
 GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache",
-          "convert": "weight imports: release (the JMAS-VAE checkpoint)"}
+          "convert": "weight imports: release (the JMAS-VAE checkpoint)",
+          "generate": "text-to-speech on exported latents: train, sample"}
 COMMANDS = [
     Command("corpus", "synthesise the built-in multi-voice English corpus (offline, Debian TTS engines)",
             "speechvae corpus --out demo_out/corpus --minutes 60", _corpus_flags, _corpus),
@@ -291,10 +333,16 @@ COMMANDS = [
     Command("decode", "decode exported latents back to 16 kHz wav files",
             "speechvae decode --workdir runs/tiny --latents runs/tiny/export/mine --out /tmp/wavs",
             _decode_flags, _decode),
-    Command("evaluate", "score a run on reconstruction and understanding (RUN/eval/report.md)",
+    Command("evaluate", "score a run on reconstruction, understanding and generation (RUN/eval/report.md)",
             "speechvae evaluate --workdir runs/tiny --config configs/eval.py:librispeech "
             "--data folder:/data/LibriSpeech",
             _evaluate_flags, _evaluate, takes_config=True,
             config_help="the evaluation protocol, configs/eval.py[:PRESET] (default: the built-in corpus "
             "protocol); override keys with --config.KEY=VALUE (docs/protocol.md)"),
+    Command("train", "train (or resume) a flow-matching TTS on a VAE run's exported latents",
+            "speechvae generate train --config configs/tts_tiny.py --latents runs/tiny/export --workdir runs/tiny/tts",
+            _generate_train_flags, _generate_train, takes_config=True, group="generate"),
+    Command("sample", "say a text in the voice of a prompt wav with a trained TTS run",
+            "speechvae generate sample --workdir runs/tiny/tts --text \"Hello there.\" --prompt me.wav --out hi.wav",
+            _generate_sample_flags, _generate_sample, group="generate"),
 ]

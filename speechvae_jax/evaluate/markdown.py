@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from speechvae_jax.evaluate import generation
 from speechvae_jax.evaluate.probes import HEADS
 
 RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
@@ -44,6 +45,13 @@ def tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 rows.append(row)
         seeds = report["settings"]["eval_config"]["understanding"]["seeds"]
         out.append((f"Understanding (mean ± std over seeds {list(seeds)})", ["task", "metric", "head", *fsets], rows))
+    gen = report.get("generation")
+    if gen:
+        summary, info = gen["summary"], gen["tts"]
+        rows = [[m, *(_fmt(summary[r].get(m)) for r in reversed(generation.ROWS))] for m in generation.METRICS]
+        out.append((f"Generation ({len(gen['pairs'])} test sentences, TTS step {info['step']}, text "
+                    f"{info['text']['mode']}/{info['text']['units']}, NFE {info['sample']['nfe']}, "
+                    f"CFG {info['sample']['cfg_scale']})", ["metric", "tts", "resynthesis", "ground truth"], rows))
     return out
 
 

@@ -1,4 +1,4 @@
-"""`speechvae evaluate`: reconstruction and understanding of a run, written to RUN/eval/.
+"""`speechvae evaluate`: reconstruction, understanding and generation of a run, written to RUN/eval/.
 
 The protocol is one ConfigDict (`evaluate.protocol.default_eval_config`, presets in `configs/eval.py`).
 Outputs: `report.json` (every figure, the eval config, versions, seeds, dataset ids, checkpoint step),
@@ -18,18 +18,21 @@ from ml_collections import ConfigDict
 from speechvae_jax import fileio
 from speechvae_jax.engine.rundir import load_config
 from speechvae_jax.evaluate import datasets as datasets_lib
-from speechvae_jax.evaluate import features, markdown, plots, probe_parts, protocol, reconstruction, scorers
-from speechvae_jax.evaluate.parts import barrier, run_parts
+from speechvae_jax.evaluate import features, generation, markdown, plots, probe_parts, protocol, reconstruction, scorers
+from speechvae_jax.evaluate.parts import barrier, cached, run_parts
 from speechvae_jax.inference import load_for_inference
 
-AXES = ("reconstruction", "understanding")
+AXES = ("reconstruction", "understanding", "generation")
+DEFAULT_AXES = ("reconstruction", "understanding")  # generation needs a TTS run (speechvae generate train)
 
 
-def evaluate(workdir: str, eval_config: ConfigDict | None = None, axes=AXES, data: str | None = None, *,
-             process_index: int | None = None, process_count: int | None = None) -> dict | None:
+def evaluate(workdir: str, eval_config: ConfigDict | None = None, axes=DEFAULT_AXES, data: str | None = None, *,
+             tts: str | None = None, process_index: int | None = None,
+             process_count: int | None = None) -> dict | None:
     """Evaluate run `workdir` on `axes` with the protocol `eval_config` (default:
     `default_eval_config()`) and data source `data` (default: eval_config.data, else the run's
-    config.data.source). Every process computes its share of the parts; process 0 writes
+    config.data.source); the generation axis uses the TTS run `tts` (default RUN/tts) trained on
+    this checkpoint's latents. Every process computes its share of the parts; process 0 writes
     RUN/eval/{report.json, report.md, *.png, *.csv} and returns the report (None elsewhere).
     process_index / process_count default to jax's."""
     unknown = [a for a in axes if a not in AXES]
@@ -48,31 +51,40 @@ def evaluate(workdir: str, eval_config: ConfigDict | None = None, axes=AXES, dat
     store = datasets_lib.Datasets(os.path.join(eval_dir, "g2p"), cfg.understanding.g2p_voice)
     run_key = {"step": model.step, "checkpoint_hash": model.checkpoint_hash, "data": data,
                "protocol": cfg.protocol}
-    parts, skips, recon_sel = [], {}, None
+    parts, skips, recon_sel, gen_sel = [], {}, None, None
+    feats = probe_parts.Features(workdir, model, config, store)
     if "reconstruction" in axes:
         rc = cfg.reconstruction
         recon_sel = datasets_lib.Selection(data, rc.split, protocol.limit(rc.utterances), rc.selection, rc.seed,
                                            rc.balance_by if rc.selection == "balanced" else "")
         parts += reconstruction.chunk_parts(model, store, recon_sel, rc.to_dict(), eval_dir, run_key)
     if "understanding" in axes:
-        feats = probe_parts.Features(workdir, model, config, store)
         probe_list, skips, exports = probe_parts.task_parts(feats, cfg, data, eval_dir)
         barrier("speechvae evaluate: planned")
         for sel in exports:  # collective: every process writes its shards
             feats.export_latents(sel)
         parts += probe_list
+    if "generation" in axes:
+        gen_sel = datasets_lib.Selection(data, generation.SPLIT, generation.UTTERANCES)
+        feats.export_latents(gen_sel)  # collective
     results = run_parts(parts, pi, pc)
     if results is None:
         return None
-    report = _assemble(results, skips, recon_sel, cfg, axes, run_key, config, workdir, eval_dir)
+    gen = None
+    if gen_sel is not None:  # process 0 only: one TTS sampling pass
+        records, info = store.read(gen_sel)
+        gen = generation.evaluate_axis(model, config, records, feats.export_dir(gen_sel), eval_dir, run_key,
+                                       tts or os.path.join(workdir, "tts"), cached)
+        gen["datasets"] = {gen_sel.name: info}
+    report = _assemble(results, skips, recon_sel, gen, cfg, axes, run_key, config, workdir, eval_dir)
     fileio.atomic_write_json(os.path.join(eval_dir, "report.json"), report, sort_keys=True)
     fileio.atomic_write_text(os.path.join(eval_dir, "report.md"), markdown.format_markdown(report))
     logging.info("evaluation written to %s", eval_dir)
     return report
 
 
-def _assemble(results: dict, skips: dict, recon_sel, cfg: ConfigDict, axes, run_key: dict, config,
-              workdir: str, eval_dir: str) -> dict:
+def _assemble(results: dict, skips: dict, recon_sel, gen: dict | None, cfg: ConfigDict, axes, run_key: dict,
+              config, workdir: str, eval_dir: str) -> dict:
     report: dict = {
         "schema_version": 2,
         "run": {"workdir": os.path.abspath(workdir), "step": run_key["step"],
@@ -94,6 +106,8 @@ def _assemble(results: dict, skips: dict, recon_sel, cfg: ConfigDict, axes, run_
             for fs in task_cfg.feature_sets or cfg.understanding.feature_sets:
                 und.setdefault(task, {})[fs] = skips.get(task, {}).get(fs) or results[f"{task}/{fs}"]
         report["understanding"] = und
+    if gen is not None:
+        report["generation"] = gen
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)
     return report
@@ -115,18 +129,26 @@ def settings(cfg: ConfigDict) -> dict:
                                              "window_frame_periods": scorers.signal.COMB_PERIODS_PER_WINDOW,
                                              "statistic": "median over harmonics of LTAS peak / midpoints, dB"}},
         "understanding": {"log_mel": features.MEL},
+        "generation": {"split": generation.SPLIT, "utterances": generation.UTTERANCES, "seed": generation.SEED,
+                       "protocol": generation.PROTOCOL, "rows": list(generation.ROWS),
+                       "prompt": "the next selected utterance of the target's speaker",
+                       "duration": "prompt frames + the target's true frame count (aligned mode: its true "
+                                   "phoneme timings)",
+                       "speaker_sim": "to the prompt's recording",
+                       "frechet": "teacher frames (run's teacher.layer, 40 Hz) vs the targets' recordings"},
     }
 
 
 def _datasets(report: dict) -> dict:
     """{selection name: selection info (counts, skips, ids hash, G2P)} gathered from every part."""
-    parts = [report.get("reconstruction", {})]
+    parts = [report.get("reconstruction", {}), report.get("generation", {})]
     parts += [r for by_fs in report.get("understanding", {}).values() for r in by_fs.values()]
     return {name: info for part in parts for name, info in part.get("datasets", {}).items()}
 
 
 def _plots(report: dict, eval_dir: str) -> list[str]:
     names = list(report.get("reconstruction", {}).get("plots", []))
+    names += [e for e in report.get("generation", {}).get("examples", []) if e.endswith(".png")]
     rec = report.get("reconstruction", {}).get("summary")
     if rec:
         groups = {m: {"resynthesis": rec["recon"][m]} for m in markdown.RECON_METRICS if m in rec["recon"]}

@@ -83,7 +83,7 @@ def test_run_parts_shares_work_and_process_zero_fills_gaps(tmp_path):
 
 def test_unknown_axis_and_bad_config_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown evaluation axes"):
-        report.evaluate(str(tmp_path), axes=["generation"])
+        report.evaluate(str(tmp_path), axes=["synthesis"])
     cfg = protocol.default_eval_config()
     cfg.reconstruction.utterances = 0
     with pytest.raises(ValueError, match="utterances -1 or >= 1"):
