@@ -74,11 +74,11 @@ class _Splits:
 # ----------------------------------------------------------------------------------------------
 # Reconstruction.
 
-def _reconstruction(model, splits: _Splits, eval_dir: str, run_key: dict) -> dict:
-    key = {**run_key, "split": RECON_SPLIT, "utterances": RECON_UTTERANCES}
+def _reconstruction(model, splits: _Splits, eval_dir: str, run_key: dict, count: int) -> dict:
+    key = {**run_key, "split": RECON_SPLIT, "utterances": count}
 
     def compute():
-        records = splits.get(RECON_SPLIT, RECON_UTTERANCES)
+        records = splits.get(RECON_SPLIT, count)
         if not records:
             raise ValueError(f"{splits.data}: split {RECON_SPLIT!r} has no readable utterances")
         t0 = time.time()
@@ -87,7 +87,7 @@ def _reconstruction(model, splits: _Splits, eval_dir: str, run_key: dict) -> dic
         pairs = [(r["id"], r["audio"], resynth[r["id"]]) for r in records[:SPECTROGRAM_EXAMPLES]]
         spec_png = plots.spectrogram_pairs(pairs, os.path.join(eval_dir, "spectrograms.png"))
         return {"summary": scorers.aggregate(per_utt), "per_utterance": per_utt,
-                "datasets": {RECON_SPLIT: splits.info[f"{RECON_SPLIT}@{RECON_UTTERANCES}"]},
+                "datasets": {RECON_SPLIT: splits.info[f"{RECON_SPLIT}@{count}"]},
                 "ids": [r["id"] for r in records], "seconds_audio": float(sum(r["seconds"] for r in per_utt)),
                 "wall_seconds": time.time() - t0, "plots": [os.path.basename(spec_png)]}
 
@@ -128,7 +128,8 @@ def _export_dir(workdir: str, model, data: str, split: str, records: list[dict])
     return out
 
 
-def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, run_key: dict) -> dict:
+def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, run_key: dict,
+                   proto: dict) -> dict:
     teacher_fn, teacher_id, teacher_skip = _teacher_source(config, model.hop)
     extractors = {
         "latent": lambda split, recs: _latent(workdir, model, splits.data, split, recs),
@@ -142,22 +143,23 @@ def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, 
 
     def items(fs: str, split: str) -> list[dict]:
         if (fs, split) not in items_cache:
-            recs = splits.get(split, PROBE_UTTERANCES[split])
+            recs = splits.get(split, proto["probe_utterances"][split])
             items_cache[(fs, split)] = extractors[fs](split, recs)
         return items_cache[(fs, split)]
 
     out: dict = {}
-    jobs = [(fs, task) for task in understanding.TASKS for fs in FEATURE_SETS]
+    jobs = [(fs, task) for task in proto["tasks"] for fs in proto["feature_sets"]]
     for fs, task in tqdm.tqdm(jobs, desc="understanding probes", unit="probe"):
         spec = understanding.TASKS[task]
         if extractors[fs] is None:
             out.setdefault(task, {})[fs] = {"task": task, "metric": spec["metric"], "skipped": teacher_skip}
             continue
         key = {"data": splits.data, "feature_set": fs, **identity[fs], "task": spec, "protocol": PROTOCOL,
-               "utterances": {s: PROBE_UTTERANCES[s] for s in (spec["train"], spec["test"])},
+               "utterances": {s: proto["probe_utterances"][s] for s in (spec["train"], spec["test"])},
                "seeds": list(understanding.SEEDS), "heads": list(understanding.HEADS)}
         path = os.path.join(eval_dir, "parts", "understanding", f"{fs}__{task}.json")
-        out.setdefault(task, {})[fs] = cached(path, key, lambda: _run_task(task, fs, spec, items, splits, model.hop))
+        out.setdefault(task, {})[fs] = cached(path, key, lambda: _run_task(task, fs, spec, items, splits, model.hop,
+                                                                           proto["probe_utterances"]))
     return out
 
 
@@ -169,7 +171,7 @@ def _latent(workdir: str, model, data: str, split: str, records: list[dict]) -> 
     return got
 
 
-def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, hop: int) -> dict:
+def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, hop: int, caps: dict) -> dict:
     """One probe part; a split the data source lacks makes it a reported skip."""
     t0 = time.time()
     try:
@@ -179,19 +181,41 @@ def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, 
         return {"task": task, "metric": spec["metric"], "skipped": f"data unavailable: {e}"}
     res = understanding.run_task(task, train, test, hop=hop)
     res["wall_seconds"] = time.time() - t0
-    res["datasets"] = {s: splits.info[f"{s}@{PROBE_UTTERANCES[s]}"] for s in (spec["train"], spec["test"])}
+    res["datasets"] = {s: splits.info[f"{s}@{caps[s]}"] for s in (spec["train"], spec["test"])}
     return res
 
 
 # ----------------------------------------------------------------------------------------------
 # Report.
 
-def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) -> dict:
+def protocol(overrides: dict | None = None) -> dict:
+    """The sizes of the protocol: {"recon_utterances", "probe_utterances" {split: cap}, "tasks",
+    "feature_sets"}, the module defaults with `overrides` (any of those keys) applied. A study uses
+    it to run fewer utterances, tasks or feature sets (the reference rows once, not per run)."""
+    out = {"recon_utterances": RECON_UTTERANCES, "probe_utterances": dict(PROBE_UTTERANCES),
+           "tasks": list(understanding.TASKS), "feature_sets": list(FEATURE_SETS)}
+    for key, value in (overrides or {}).items():
+        if key not in out:
+            raise ValueError(f"unknown evaluation protocol key {key!r}; one of {sorted(out)}")
+        out[key] = {**out[key], **value} if key == "probe_utterances" else value
+    bad = [t for t in out["tasks"] if t not in understanding.TASKS] + \
+          [f for f in out["feature_sets"] if f not in FEATURE_SETS]
+    if bad:
+        raise ValueError(f"unknown probe tasks or feature sets {bad}: tasks {list(understanding.TASKS)}, "
+                         f"feature sets {list(FEATURE_SETS)}")
+    out["tasks"], out["feature_sets"] = list(out["tasks"]), list(out["feature_sets"])
+    return out
+
+
+def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None, *,
+             sizes: dict | None = None) -> dict:
     """Evaluate run `workdir` on `axes` with data source `data` (default: the run's
-    config.data.source). Writes RUN/eval/{report.json, report.md, *.png}; returns the report."""
+    config.data.source) and the protocol `protocol(sizes)`. Writes RUN/eval/{report.json,
+    report.md, *.png}; returns the report."""
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
+    proto = protocol(sizes)
     fileio.require_local(workdir, "evaluate (RUN/eval)")
     config = load_config(workdir)
     data = data or config.data.source
@@ -208,13 +232,13 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
                 "alignment": config.alignment.to_dict() if "alignment" in config else None,
                 "teacher": config.teacher.to_dict() if "teacher" in config else None},
         "versions": {**scorers.versions(), "python": platform.python_version()},
-        "settings": settings(),
+        "settings": settings(proto),
         "axes": list(axes),
     }
     if "reconstruction" in axes:
-        report["reconstruction"] = _reconstruction(model, splits, eval_dir, run_key)
+        report["reconstruction"] = _reconstruction(model, splits, eval_dir, run_key, proto["recon_utterances"])
     if "understanding" in axes:
-        report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key)
+        report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key, proto)
     report["datasets"] = _datasets(report)
     report["plots"] = _plots(report, eval_dir)
     fileio.atomic_write_json(os.path.join(eval_dir, "report.json"), report, sort_keys=True)
@@ -224,21 +248,23 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
     return report
 
 
-def settings() -> dict:
-    """The fixed protocol, recorded in every report."""
+def settings(proto: dict | None = None) -> dict:
+    """The protocol (`protocol()` sizes and the fixed settings), recorded in every report."""
+    proto = proto or protocol()
     return {
         "protocol": PROTOCOL, "sample_rate": scorers.SAMPLE_RATE,
         "resampler": "none in evaluation (sources deliver 16 kHz via data.audio, soxr); pystoi "
                      "resamples to 10 kHz internally; PESQ nb and wb both at fs=16000",
         "dtype": "float32 audio; float64 inside PESQ/STOI/SI-SDR",
         "latent": "posterior mean", "bucket_samples": features.BUCKET_SAMPLES,
-        "reconstruction": {"split": RECON_SPLIT, "utterances": RECON_UTTERANCES,
+        "reconstruction": {"split": RECON_SPLIT, "utterances": proto["recon_utterances"],
                            "mrstft_fft_sizes": list(scorers.signal.MRSTFT_FFT_SIZES),
                            "mel_distance": "losses.spectral.mel_distance defaults (80 mels, n_fft 1024, hop 256)",
                            "spectral_trim_samples": scorers.signal.TRIM_SAMPLES},
-        "understanding": {"utterances": PROBE_UTTERANCES, "tasks": understanding.TASKS, "log_mel": features.MEL,
+        "understanding": {"utterances": proto["probe_utterances"],
+                          "tasks": {t: understanding.TASKS[t] for t in proto["tasks"]}, "log_mel": features.MEL,
                           "heads": list(understanding.HEADS), "seeds": list(understanding.SEEDS),
-                          "feature_sets": list(FEATURE_SETS)},
+                          "feature_sets": proto["feature_sets"]},
     }
 
 
@@ -294,18 +320,18 @@ def _tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                        ["metric", "resynthesis", "ground truth"], rows))
     und = report.get("understanding")
     if und:
-        rows = []
+        rows, columns = [], [fs for fs in FEATURE_SETS if any(fs in by_fs for by_fs in und.values())]
         for task, by_fs in und.items():
             used = {h for res in by_fs.values() for h in res.get("heads", {})}
             for head in [h for h in understanding.HEADS if h in used] or ["-"]:
                 row = [task, next(iter(by_fs.values()))["metric"], head]
-                for fs in FEATURE_SETS:
+                for fs in columns:
                     res = by_fs.get(fs, {})
                     h = res.get("heads", {}).get(head)
                     row.append(_fmt(h["value_mean"], h["value_std"]) if h else "skipped")
                 rows.append(row)
         tables.append((f"Understanding (mean ± std over seeds {list(understanding.SEEDS)})",
-                       ["task", "metric", "head", *FEATURE_SETS], rows))
+                       ["task", "metric", "head", *columns], rows))
     return tables
 
 
