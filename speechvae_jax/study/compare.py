@@ -78,7 +78,13 @@ def compare(run_dirs: list[str], out_dir: str, *, names: list[str] | None = None
 
 
 def _seconds(status: dict) -> dict:
-    return {stage: round(float(v.get("seconds", 0.0)), 1) for stage, v in status.items()}
+    """{stage: wall seconds, stage/cpu: CPU seconds of the process} from a run's study status."""
+    out = {}
+    for stage, v in status.items():
+        out[stage] = round(float(v.get("seconds", 0.0)), 1)
+        if "cpu_seconds" in v:
+            out[f"{stage}/cpu"] = round(float(v["cpu_seconds"]), 1)
+    return out
 
 
 def _f(v, digits: int = 1) -> str:
@@ -150,8 +156,10 @@ def format_markdown(result: dict) -> str:
         out += ["Left out of the score: " + "; ".join(f"{k}: {v}" for k, v in sorted(result["dropped"].items())), ""]
     timed = {n: r["times"] for n, r in result["runs"].items() if r["times"]}
     if timed:
-        stages = sorted({s for t in timed.values() for s in t})
-        out += ["## Wall time (s)", "", *_table(["run", *stages, "total"], [
-            [n, *[_f(t.get(s), 0) for s in stages], _f(sum(t.values()), 0)] for n, t in timed.items()]), ""]
+        stages = sorted({s for t in timed.values() for s in t if not s.endswith("/cpu")})
+        rows = [[n, *[f"{_f(t.get(s), 0)} ({_f(t.get(s + '/cpu'), 0)})" for s in stages],
+                 _f(sum(t.get(s, 0.0) for s in stages), 0)] for n, t in timed.items()]
+        out += ["## Time per stage: wall seconds (CPU seconds of the process)", "",
+                *_table(["run", *stages, "total wall"], rows), ""]
     out += [f"![{p}]({p})" for p in result.get("plots", [])]
     return "\n".join(out) + "\n"

@@ -119,7 +119,7 @@ def _anchor_lines(ax, result: dict, axis: str, which: str) -> None:
     used = [s for m, s in specs.items() if f"{axis}/{m}" in result["anchors"]]
     if not used:
         return
-    names = {0: sorted({str(s[1]) for s in used}), 100: sorted({str(s[2]) for s in used})}
+    names = {0: sorted({_anchor_label(s[1]) for s in used}), 100: sorted({_anchor_label(s[2]) for s in used})}
     for value, labels in names.items():
         text = f"{axis} {value}: " + ", ".join(labels)
         if which == "x":
@@ -130,6 +130,12 @@ def _anchor_lines(ax, result: dict, axis: str, which: str) -> None:
             ax.axhline(value, color="grey", lw=0.8, ls="--" if value else "-")
             ax.text(1.0, value, text + " ", transform=ax.get_yaxis_transform(), fontsize=6, va="bottom",
                     ha="right", color="dimgray")
+
+
+def _anchor_label(spec) -> str:
+    if isinstance(spec, (int, float)):
+        return "ideal value"
+    return f"run {spec[4:]}" if str(spec).startswith("run:") else ROW_LABELS.get(spec, str(spec))
 
 
 def write_all(result: dict, out_dir: str) -> list[str]:

@@ -2,7 +2,7 @@
 
     STUDY/plan.json             the runs (name, role, variant, hyper-weight) and the study config
     STUDY/runs/<name>/          each run's folder (config.json, checkpoints/, export/, eval/)
-    STUDY/status/<name>.json    each stage's key and wall seconds (what the study did, and when)
+    STUDY/status/<name>.json    each stage's key, wall and CPU seconds (what the study did, and when)
     STUDY/compare/              compare.md, compare.json and the figures (`study.compare`)
 
 Resumable at every level: a run whose latest checkpoint reached train.num_steps is not trained
@@ -82,11 +82,11 @@ def _stage(workdir: str, name: str, stage: str, key: dict, output: str, fn: Call
         log(f"{name}: {stage} done before ({done.get('seconds', 0):.0f} s), kept")
         return False
     log(f"{name}: {stage} ...")
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     fn()
-    seconds = time.time() - t0
-    _record(workdir, name, stage, {"key": key, "seconds": seconds, "finished": time.time()})
-    log(f"{name}: {stage} finished in {seconds:.0f} s")
+    seconds, cpu = time.time() - t0, time.process_time() - c0
+    _record(workdir, name, stage, {"key": key, "seconds": seconds, "cpu_seconds": cpu, "finished": time.time()})
+    log(f"{name}: {stage} finished in {seconds:.0f} s ({cpu:.0f} CPU s)")
     return True
 
 
@@ -98,13 +98,15 @@ def _train(workdir: str, spec: RunSpec, config: ConfigDict, log) -> int:
         return steps
     log(f"{spec.name}: train {steps} steps ({spec.variant}, hyper-weight "
         f"{config.alignment.hyper_weight if spec.scheme != 'none' else '-'})")
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     config.lock()
     result = train_and_evaluate(config, path)
     jax.clear_caches()  # the next run compiles its own step; drop this one's executables
-    before = read_status(workdir, spec.name).get("train", {}).get("seconds", 0.0)
-    _record(workdir, spec.name, "train", {"key": {"num_steps": steps}, "seconds": before + time.time() - t0,
-                                          "finished": time.time(), "stopped_by": result.stopped_by})
+    before = read_status(workdir, spec.name).get("train", {})
+    _record(workdir, spec.name, "train", {
+        "key": {"num_steps": steps}, "seconds": before.get("seconds", 0.0) + time.time() - t0,
+        "cpu_seconds": before.get("cpu_seconds", 0.0) + time.process_time() - c0,
+        "finished": time.time(), "stopped_by": result.stopped_by})
     if result.stopped_by:
         raise StudyStopped(spec.name, result.exit_code)
     return result.step
