@@ -241,6 +241,9 @@ def _evaluate(args):
 def _study_flags(p):
     _workdir_flag(p, "the study folder (runs/, status/, compare/)")
     p.add_argument("--only", default=None, help="comma-separated run names: train, export and evaluate only these")
+    p.add_argument("--stages", default="train,export,evaluate",
+                   help="comma-separated stages to run (train,export,evaluate), e.g. train on a TPU slice and "
+                        "evaluate elsewhere")
     p.add_argument("--list", action="store_true", help="list the runs of the grid and what each has done")
     p.add_argument("--print-commands", action="store_true",
                    help="print one `speechvae study ... --only NAME` line per run (for a job array)")
@@ -258,13 +261,15 @@ def _study(args):
 
     study = _config(args)
     runs = grid.plan(study)
+    stages = tuple(_names(args.stages) or ())
     if args.list:
         for r in runs:
             done = sorted(runner.read_status(args.workdir, r.name))
             print(f"{r.name:36s} {r.role:8s} {r.variant:28s} hw={r.hyper_weight} done: {', '.join(done) or '-'}")
         return 0
     if args.print_commands or args.submit:
-        lines = runner.commands(args.config, args.overrides, args.workdir, runner.select(runs, _names(args.only)))
+        lines = runner.commands(args.config, args.overrides, args.workdir, runner.select(runs, _names(args.only)),
+                                stages)
         for line in lines:
             if args.submit:
                 subprocess.run([*shlex.split(args.submit), line], check=True)
@@ -277,7 +282,7 @@ def _study(args):
         runner.collect(study, args.workdir, allow_missing=args.allow_missing)
         return 0
     try:
-        runner.run_study(study, args.workdir, only=_names(args.only))
+        runner.run_study(study, args.workdir, only=_names(args.only), stages=stages)
     except runner.StudyStopped as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

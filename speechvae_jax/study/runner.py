@@ -60,6 +60,7 @@ def read_status(workdir: str, name: str) -> dict:
 def _record(workdir: str, name: str, stage: str, entry: dict) -> None:
     status = read_status(workdir, name)
     status[stage] = entry
+    os.makedirs(os.path.dirname(_status_path(workdir, name)), exist_ok=True)
     fileio.atomic_write_json(_status_path(workdir, name), status, sort_keys=True)
 
 
@@ -124,13 +125,27 @@ def reference_run(study: ConfigDict) -> str:
     return study.eval.reference_run or plan(study)[0].name
 
 
-def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str], None] = print) -> None:
-    """Train, export and evaluate one run of the study (each stage skipped when already done)."""
+STAGES = ("train", "export", "evaluate")
+
+
+def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str], None] = print,
+            stages: tuple[str, ...] = STAGES) -> None:
+    """Train, export and evaluate one run of the study (each stage skipped when already done).
+    `stages` picks some of them (e.g. train on an accelerator slice, evaluate elsewhere); export and
+    evaluation need the training finished."""
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown study stages {unknown}; choose from {STAGES}")
     config = run_config(study, spec)
     path = run_dir(workdir, spec.name)
-    step = _train(workdir, spec, config, log)
+    if "train" in stages:
+        step = _train(workdir, spec, config, log)
+    else:
+        step = _latest_step(path) or 0
+        if step < int(config.train.num_steps):
+            raise ValueError(f"{spec.name} is trained to step {step} of {config.train.num_steps}: train it first")
     data = study.eval.data or config.data.source
-    for split in study.export.splits:
+    for split in (study.export.splits if "export" in stages else ()):
         out = os.path.join(path, "export", split)
         key = {"step": step, "data": data, "split": split, "mode": study.export.mode, "dtype": study.export.dtype}
         _stage(workdir, spec.name, f"export_{split}", key, os.path.join(out, "manifest.json"),
@@ -139,8 +154,9 @@ def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str],
     sizes = eval_sizes(study, spec)
     axes = list(study.eval.axes)
     key = {"step": step, "data": data, "axes": axes, "sizes": sizes, "protocol": eval_report.PROTOCOL}
-    _stage(workdir, spec.name, "evaluate", key, os.path.join(path, "eval", "report.json"),
-           lambda: eval_report.evaluate(path, axes=axes, data=data, sizes=sizes), log)
+    if "evaluate" in stages:
+        _stage(workdir, spec.name, "evaluate", key, os.path.join(path, "eval", "report.json"),
+               lambda: eval_report.evaluate(path, axes=axes, data=data, sizes=sizes), log)
 
 
 def write_plan(study: ConfigDict, workdir: str) -> list[RunSpec]:
@@ -161,25 +177,28 @@ def select(runs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
 
 
 def run_study(study: ConfigDict, workdir: str, only: list[str] | None = None,
-              log: Callable[[str], None] = print) -> dict | None:
-    """Run the study's runs (or those named in `only`); with every run, also write the comparison
-    (returned). Raises StudyStopped when a training run was interrupted by a signal."""
+              log: Callable[[str], None] = print, stages: tuple[str, ...] = STAGES) -> dict | None:
+    """Run the study's runs (or those named in `only`) through `stages`; when all runs and stages
+    were asked for, also write the comparison (returned). Raises StudyStopped when a training run
+    was interrupted by a signal."""
     fileio.require_local(workdir, "study")
     runs = write_plan(study, workdir)
     chosen = select(runs, only)
     t0 = time.time()
     for i, spec in enumerate(chosen):
         log(f"[{i + 1}/{len(chosen)}] {spec.name}")
-        run_one(study, workdir, spec, log)
+        run_one(study, workdir, spec, log, stages)
     log(f"study: {len(chosen)} run(s) handled in {time.time() - t0:.0f} s")
-    return None if only else collect(study, workdir, log=log)
+    return None if only or tuple(stages) != STAGES else collect(study, workdir, log=log)
 
 
-def commands(config_spec: str, overrides: list[tuple[str, str]], workdir: str, runs: list[RunSpec]) -> list[str]:
+def commands(config_spec: str, overrides: list[tuple[str, str]], workdir: str, runs: list[RunSpec],
+             stages: tuple[str, ...] = STAGES) -> list[str]:
     """One `speechvae study ... --only NAME` command line per run (for a job array or a scheduler)."""
     extra = " ".join(shlex.quote(f"--config.{k}={v}") for k, v in overrides)
     base = f"speechvae study --config {shlex.quote(config_spec)} --workdir {shlex.quote(workdir)}"
-    return [f"{base} --only {r.name}" + (f" {extra}" if extra else "") for r in runs]
+    flag = "" if tuple(stages) == STAGES else f" --stages {','.join(stages)}"
+    return [f"{base} --only {r.name}{flag}" + (f" {extra}" if extra else "") for r in runs]
 
 
 def collect(study: ConfigDict, workdir: str, allow_missing: bool = False,
