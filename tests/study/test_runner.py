@@ -23,7 +23,7 @@ def study_config(corpus="corpus:/nonexistent", teacher="/nonexistent", **over) -
         "sweep": {"scheme": "time_axis", "weighting": "fixed", "hyper_weights": ()},
         "recipes": (), "pooling": {"pooling": "device", "pool_items": 2},
         "run": {**SHRINK, "data": {**SHRINK["data"], "source": corpus}, "teacher": {"path": teacher},
-                "train": {"num_steps": 4, "checkpoint_every": 2, "batch_size": 4, "disc_start": 4,
+                "train": {"num_steps": 4, "checkpoint_every": 2, "batch_size": 8, "disc_start": 4,
                           "sample_every": 1000, "log_every": 1},
                 "evals": {"val": {"every": 1000, "batches": 1}}},
         "export": {"splits": ("test",), "mode": "mean", "dtype": "float16"},
