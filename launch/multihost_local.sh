@@ -3,7 +3,8 @@
 #   bash launch/multihost_local.sh 2 train --config configs/tiny.py:none --workdir runs/mh \
 #       --config.data.source=corpus:demo_out/corpus
 # Each process gets DEVICES_PER_PROCESS CPU devices (default 1); logs go to $LOGDIR/process_<i>.log.
-# On a TPU pod, run `speechvae --distributed <command> ...` on every host instead.
+# On a TPU VM slice or under SLURM, run `speechvae <command> ...` on every host instead (jax.distributed
+# starts from the environment there).
 set -euo pipefail
 N="$1"; shift
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +16,8 @@ export JAX_PLATFORMS=cpu
 export XLA_FLAGS="--xla_force_host_platform_device_count=${DEVICES_PER_PROCESS:-1}"
 pids=()
 for ((i = 0; i < N; i++)); do
-  "$PY" -m speechvae_jax --distributed --coordinator_address="127.0.0.1:$PORT" \
-    --num_processes="$N" --process_id="$i" "$@" >"$LOGDIR/process_$i.log" 2>&1 &
+  "$PY" -m speechvae_jax --coordinator-address="127.0.0.1:$PORT" \
+    --num-processes="$N" --process-id="$i" "$@" >"$LOGDIR/process_$i.log" 2>&1 &
   pids+=($!)
 done
 rc=0
