@@ -59,8 +59,10 @@ def compare(run_dirs: list[str], out_dir: str, *, names: list[str] | None = None
         raise ValueError(f"compare: run names repeat ({names}); pass distinct folders")
     cfg = score.resolve_config(score_config)
     tables = {n: score.metric_table(load_report(d)) for n, d in zip(names, run_dirs)}
-    infos = {n: {**run_info(d), "workdir": os.path.abspath(d), "role": (roles or {}).get(n, "")}
-             for n, d in zip(names, run_dirs)}
+    infos = {n: run_info(d) for n, d in zip(names, run_dirs)}
+    for (n, info), d in zip(infos.items(), run_dirs):
+        info["workdir"] = os.path.abspath(d)
+        info["role"] = (roles or {}).get(n) or ("baseline" if info["scheme"] == "none" else "grid")
     scored = score.score_runs(tables, cfg)
     result = {
         "runs": {n: {"info": infos[n], "metrics": tables[n], "scores": scored["runs"][n],

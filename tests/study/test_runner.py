@@ -69,13 +69,21 @@ def test_bad_study_configs_name_the_problem():
         runner.select(grid.plan(study_config()), ["nope"])
 
 
-def test_print_commands_gives_one_line_per_run(capsys):
+def test_print_commands_gives_one_line_per_run(capfd):
     code = main(["study", "--config", "configs/study_tiny.py", "--workdir", "S", "--print-commands",
                  "--config.run.train.num_steps=10"])
-    lines = capsys.readouterr().out.strip().splitlines()
+    out, err = capfd.readouterr()
+    lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 11
     assert lines[1] == ("speechvae study --config configs/study_tiny.py --workdir S --only joint_marginal-fixed "
                         "--config.run.train.num_steps=10")
+    assert "--collect" in err
+    code = main(["study", "--config", "configs/study_tiny.py", "--workdir", "S", "--submit", "echo submitted:",
+                 "--only", "none,d_axis-fixed", "--stages", "train"])
+    out, _ = capfd.readouterr()
+    assert code == 0 and out.splitlines() == [
+        f"submitted: speechvae study --config configs/study_tiny.py --workdir S --only {n} --stages train"
+        for n in ("none", "d_axis-fixed")]
 
 
 @pytest.mark.slow
