@@ -30,7 +30,7 @@ def get_config():
     c.run = ConfigDict({
         "data": {"source": "corpus:demo_out/corpus"},
         "teacher": {"path": "demo_out/teacher/teacher"},
-        "train": {"num_steps": 400, "checkpoint_every": 100, "sample_every": 400, "disc_start": 400},
+        "train": {"num_steps": 400, "checkpoint_every": 100, "sample_every": 0, "disc_start": 400},
         "evals": {"val": {"every": 400, "batches": 2}},
     })
     c.export = ConfigDict({"splits": ("test",), "mode": "mean", "dtype": "float16"})

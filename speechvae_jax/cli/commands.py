@@ -240,7 +240,8 @@ def _evaluate(args):
 
 def _study_flags(p):
     _workdir_flag(p, "the study folder (runs/, status/, compare/)")
-    p.add_argument("--only", default=None, help="comma-separated run names: train, export and evaluate only these")
+    p.add_argument("--only", default=None,
+                   help="comma-separated run names: train, export and evaluate only these, in this order")
     p.add_argument("--stages", default="train,export,evaluate",
                    help="comma-separated stages to run (train,export,evaluate), e.g. train on a TPU slice and "
                         "evaluate elsewhere")

@@ -168,12 +168,14 @@ def write_plan(study: ConfigDict, workdir: str) -> list[RunSpec]:
 
 
 def select(runs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
+    """The runs named in `only`, in that order (the order they are trained in), or all of them."""
     if not only:
         return runs
-    unknown = [n for n in only if n not in {r.name for r in runs}]
+    by_name = {r.name: r for r in runs}
+    unknown = [n for n in only if n not in by_name]
     if unknown:
-        raise ValueError(f"--only {','.join(unknown)}: not runs of this study ({', '.join(r.name for r in runs)})")
-    return [r for r in runs if r.name in only]
+        raise ValueError(f"--only {','.join(unknown)}: not runs of this study ({', '.join(by_name)})")
+    return [by_name[n] for n in dict.fromkeys(only)]
 
 
 def run_study(study: ConfigDict, workdir: str, only: list[str] | None = None,
@@ -189,7 +191,8 @@ def run_study(study: ConfigDict, workdir: str, only: list[str] | None = None,
         log(f"[{i + 1}/{len(chosen)}] {spec.name}")
         run_one(study, workdir, spec, log, stages)
     log(f"study: {len(chosen)} run(s) handled in {time.time() - t0:.0f} s")
-    return None if only or tuple(stages) != STAGES else collect(study, workdir, log=log)
+    everything = {r.name for r in chosen} == {r.name for r in runs} and tuple(stages) == STAGES
+    return collect(study, workdir, log=log) if everything else None
 
 
 def commands(config_spec: str, overrides: list[tuple[str, str]], workdir: str, runs: list[RunSpec],
