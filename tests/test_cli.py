@@ -141,3 +141,31 @@ def test_evaluate_protocol_config_is_optional_and_checked(capsys, tmp_path):
     assert code == 2 and "did you mean --config.reconstruction.utterances" in _one_error_line(err)
     code, _, err = run_cli(capsys, "evaluate", "--workdir", str(tmp_path), "--config", "configs/eval.py:nope")
     assert code == 2 and "unknown eval preset 'nope'" in _one_error_line(err)
+
+
+def test_teacher_layer_takes_an_int_a_list_or_average_from_the_command_line():
+    from speechvae_jax.cli import config as cli_config
+
+    assert cli_config.load("configs/tiny.py:time_axis", [("teacher.layer", "[3,4]")]).teacher.layer == [3, 4]
+    assert cli_config.load("configs/tiny.py", [("teacher.layer", "average")]).teacher.layer == "average"
+    assert cli_config.load("configs/paper.py", [("teacher.layer", "12")]).teacher.layer == 12
+
+
+@pytest.mark.parametrize("variant,expect", [
+    ("time_axis+adaptive", ("time_axis", True, False, 2.5)),
+    ("joint_marginal+fixed", ("joint_marginal", False, False, 2.5)),
+    ("d_axis+shared", ("d_axis", True, True, 2.5)),
+    ("semantic_vae", ("time_axis", False, False, 1.0)),
+    ("va_vae", ("joint_marginal", True, True, 0.1)),
+    ("release", ("joint_marginal", True, False, 2.5)),
+])
+def test_variants_name_a_weighting_or_a_recipe(variant, expect):
+    from speechvae_jax.cli import config as cli_config
+
+    a = cli_config.load(f"configs/tiny.py:{variant}", []).alignment
+    assert (a.scheme, a.adaptive, a.shared_weight, a.hyper_weight) == expect
+
+
+def test_unknown_weighting_is_one_error_line(capsys):
+    code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py:time_axis+learned", "--workdir", "x")
+    assert code == 2 and "weighting" in _one_error_line(err)

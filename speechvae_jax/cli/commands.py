@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from collections.abc import Callable
 
 from speechvae_jax.cli import config as cli_config
@@ -303,6 +304,91 @@ def _generate_sample(args):
     print(f"{out['path']}: {out['seconds']:.2f} s ({out['frames']} frames), TTS step {out['step']}")
 
 
+def _study_flags(p):
+    _workdir_flag(p, "the study folder (runs/, status/, compare/)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated run names: train, export and evaluate only these, in this order")
+    p.add_argument("--stages", default="train,export,evaluate",
+                   help="comma-separated stages to run (train,export,evaluate), e.g. train on a TPU slice and "
+                        "evaluate elsewhere")
+    p.add_argument("--list", action="store_true", help="list the runs of the grid and what each has done")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print one `speechvae study ... --only NAME` line per run (for a job array)")
+    p.add_argument("--submit", default=None, metavar="CMD",
+                   help="run CMD with each run's command line as its last argument, e.g. 'sbatch --wrap'")
+    p.add_argument("--collect", action="store_true", help="only compare the evaluated runs (STUDY/compare)")
+    p.add_argument("--allow-missing", action="store_true", help="with --collect: compare whatever is evaluated")
+
+
+def _study(args):
+    import shlex
+    import subprocess
+
+    from speechvae_jax.study import grid, runner
+
+    study = _config(args)
+    runs = grid.plan(study)
+    stages = tuple(_names(args.stages) or ())
+    if args.list:
+        for r in runs:
+            done = sorted(runner.read_status(args.workdir, r.name))
+            print(f"{r.name:36s} {r.role:8s} {r.variant:28s} hw={r.hyper_weight} done: {', '.join(done) or '-'}")
+        return 0
+    if args.print_commands or args.submit:
+        lines = runner.commands(args.config, args.overrides, args.workdir, runner.select(runs, _names(args.only)),
+                                stages)
+        for line in lines:
+            if args.submit:
+                subprocess.run([*shlex.split(args.submit), line], check=True)
+            else:
+                print(line)
+        then = runner.commands(args.config, args.overrides, args.workdir, runs[:1])[0].rsplit(" --only ", 1)[0]
+        print(f"# when they have finished: {then} --collect", file=sys.stderr)
+        return 0
+    if args.collect:
+        runner.collect(study, args.workdir, allow_missing=args.allow_missing)
+        return 0
+    try:
+        runner.run_study(study, args.workdir, only=_names(args.only), stages=stages)
+    except runner.StudyStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n for n in text.split(",") if n] if text else None
+
+
+def _compare_flags(p):
+    p.add_argument("runs", nargs="+", help="evaluated run folders (RUN/eval/report.json)")
+    p.add_argument("--out", required=True, help="output folder (compare.md, compare.json, figures)")
+    p.add_argument("--names", default=None, help="comma-separated display names (default: folder names)")
+    p.add_argument("--axis-weights", default=None, metavar="AXIS=W,...",
+                   help="weights of the overall score, e.g. reconstruction=1,understanding=2 (default 1 each)")
+    p.add_argument("--sweep", default=None, help="comma-separated names of the runs on a hyper-weight sweep")
+
+
+def _compare(args):
+    from speechvae_jax.study import compare
+
+    weights = {}
+    for item in (args.axis_weights or "").split(","):
+        if item:
+            axis, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"--axis-weights {args.axis_weights!r}: expected AXIS=WEIGHT,...")
+            weights[axis.strip()] = float(value)
+    result = compare.compare(args.runs, args.out, names=_names(args.names),
+                             score_config={"axis_weights": weights} if weights else None,
+                             sweep=_names(args.sweep) or [])
+    header, rows = compare.score_rows(result)
+    print("  ".join(header))
+    for row in rows:
+        print("  ".join(c.strip("*") for c in row))
+    print(f"comparison written to {args.out}/compare.md")
+
+
 GROUPS = {"data": "data sources: check", "teacher": "SSL teachers: convert, pretrain, cache",
           "convert": "weight imports: release (the JMAS-VAE checkpoint)",
           "generate": "text-to-speech on exported latents: train, sample"}
@@ -345,4 +431,9 @@ COMMANDS = [
     Command("sample", "say a text in the voice of a prompt wav with a trained TTS run",
             "speechvae generate sample --workdir runs/tiny/tts --text \"Hello there.\" --prompt me.wav --out hi.wav",
             _generate_sample_flags, _generate_sample, group="generate"),
+    Command("study", "train, export, evaluate and compare every run of a variant grid (resumable)",
+            "speechvae study --config configs/study_tiny.py --workdir study_out", _study_flags, _study,
+            takes_config=True),
+    Command("compare", "compare evaluated runs: table, overall score, bar charts, trade-off plots",
+            "speechvae compare runs/a runs/b --out compare_out", _compare_flags, _compare),
 ]

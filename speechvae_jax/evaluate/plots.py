@@ -30,7 +30,9 @@ def metric_bars(groups: dict[str, dict[str, float]], path: str, title: str,
     metrics = list(groups)
     cols = min(columns, len(metrics))
     rows_n = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.4 * cols, 0.5 + 1.9 * rows_n), squeeze=False)
+    bars_n = max(len(g) for g in groups.values())
+    panel = max(1.9, 0.5 + 0.2 * bars_n)  # panels grow with the number of rows (a study's runs)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(3.4 * cols, 5.0), 0.5 + panel * rows_n), squeeze=False)
     colours = {}
     for ax, metric in zip(axes.ravel(), metrics):
         names = list(groups[metric])

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 EPS = 1e-8
-POOLINGS = ("batch", "utterance", "global")
+POOLINGS = ("batch", "utterance", "global", "device")
 
 
 def _f32(x: jax.Array) -> jax.Array:
@@ -226,16 +226,19 @@ def _pair_sum(a, b, w, margin, block_size, axis_name=None):
 
 def marginal_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, margin=0.25,
                              pooling: str = "batch", block_size: int | None = None,
-                             axis_name: str | None = None) -> jax.Array:
+                             axis_name: str | None = None, pool_items: int | None = None) -> jax.Array:
     """VA-VAE marginal distance matrix: mean over real frame pairs (i, j), diagonal included, of
     ReLU(|cos(p_i, p_j) - cos(s_i, s_j)| - margin). p and s may differ in width.
 
-    pooling: "batch" pairs all N = B*T frames of the batch (the release); "utterance" pairs frames
-    of the same item (mean over all such pairs); "global" pairs all frames of the global batch, to
-    be called inside `jax.shard_map` over the data axis `axis_name`: frames travel round a ring of
-    devices, the N x N matrix is never formed. block_size=None forms the pool's matrix at once
-    (the release's naive form); an int computes it block by block (memory O(block^2)) with an exact
-    custom gradient.
+    pooling: "batch" pairs all N = B*T frames of the batch; "device" splits the batch into
+    consecutive groups of `pool_items` items (None: the whole batch), pairs the frames inside each
+    group and averages the groups' losses: under data parallelism with one group per device this is
+    each device's own batch, as the release computed it (8 GPUs x 2 items, gradients averaged);
+    "utterance" pairs frames of the same item (mean over all such pairs); "global" pairs all
+    frames of the global batch, to be called inside `jax.shard_map` over the data axis `axis_name`:
+    frames travel round a ring of devices, the N x N matrix is never formed. block_size=None forms
+    the pool's matrix at once (the release's naive form); an int computes it block by block (memory
+    O(block^2)) with an exact custom gradient.
     """
     w = _check(p, s, mask, same_width=False)
     if pooling not in POOLINGS:
@@ -248,6 +251,13 @@ def marginal_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, margin
         sums = jax.vmap(lambda a, b, v: _pair_sum(a, b, v, m, block_size))(pn, sn, w)
         return jnp.sum(sums) / jnp.maximum(jnp.sum(jnp.sum(w, axis=1) ** 2), 1.0)
     flat = lambda x: x.reshape((-1,) + x.shape[2:])
+    if pooling == "device":
+        k = p.shape[0] if pool_items is None else int(pool_items)
+        if k <= 0 or p.shape[0] % k:
+            raise ValueError(f"alignment: pool_items={pool_items} must divide the batch of {p.shape[0]} items")
+        groups = lambda x: x.reshape((p.shape[0] // k, k * x.shape[1]) + x.shape[2:])
+        sums = jax.vmap(lambda a, b, v: _pair_sum(a, b, v, m, block_size))(groups(pn), groups(sn), groups(w))
+        return jnp.mean(sums / jnp.maximum(jnp.sum(groups(w), axis=1) ** 2, 1.0))
     axis = axis_name if pooling == "global" else None
     total = _pair_sum(flat(pn), flat(sn), flat(w), m, block_size, axis)
     count = jnp.sum(w)
@@ -271,14 +281,14 @@ def sharded_distance_matrix(p: jax.Array, s: jax.Array, mask: jax.Array, mesh, m
 def joint_marginal(p: jax.Array, s: jax.Array, mask: jax.Array, margin_cos=0.5, margin_matrix=0.25,
                    pooling: str = "batch", block_size: int | None = None,
                    axis_name: str | None = None, p_low: jax.Array | None = None,
-                   s_low: jax.Array | None = None) -> dict[str, jax.Array]:
+                   s_low: jax.Array | None = None, pool_items: int | None = None) -> dict[str, jax.Array]:
     """The proposal: {"mcos": marginal_cosine, "mdms": marginal_distance_matrix}, kept apart so each
     gets its own adaptive weight. With p_low/s_low (two teacher layers) the matrix term uses them."""
     p_m = p if p_low is None else p_low
     s_m = s if s_low is None else s_low
     return {"mcos": marginal_cosine(p, s, mask, margin_cos),
             "mdms": marginal_distance_matrix(p_m, s_m, mask, margin_matrix, pooling, block_size,
-                                             axis_name)}
+                                             axis_name, pool_items)}
 
 
 SCHEME_TERMS = {
@@ -301,7 +311,8 @@ def alignment_terms(align_cfg, p: jax.Array, s: jax.Array, mask: jax.Array,
     (p_low or p, s_low), the other terms (p, s). margins_on (bool, may be traced) = False sets both
     margins to 0, the "margins off" phase of the staged schedule. pooling "global": pass `mesh`
     from a jitted step (arrays batch-sharded over axis_name, default ("data", "fsdp")), or only
-    `axis_name` when already inside `jax.shard_map`.
+    `axis_name` when already inside `jax.shard_map`. pooling "device": pools of
+    `device_pool_items(align_cfg, B, mesh)` items.
     """
     scheme = align_cfg.scheme
     if scheme not in SCHEME_TERMS:
@@ -329,8 +340,20 @@ def alignment_terms(align_cfg, p: jax.Array, s: jax.Array, mask: jax.Array,
                                                   axis_name or ("data", "fsdp"))
         else:
             out["mdms"] = marginal_distance_matrix(p_m, s_m, mask, margin, pooling, block,
-                                                   axis_name if pooling == "global" else None)
+                                                   axis_name if pooling == "global" else None,
+                                                   device_pool_items(align_cfg, p.shape[0], mesh))
     return out
+
+
+def device_pool_items(align_cfg, batch: int, mesh=None) -> int:
+    """Items per distance-matrix pool under pooling "device": align_cfg.pool_items when set, else the
+    per-device batch (batch / the mesh's batch shards; the whole batch without a mesh)."""
+    if align_cfg.get("pool_items") is not None:
+        return int(align_cfg.pool_items)
+    shards = 1
+    if mesh is not None:
+        shards = int(np.prod([mesh.shape[a] for a in ("data", "fsdp") if a in mesh.shape]))
+    return max(batch // shards, 1)
 
 
 def term_names(align_cfg) -> tuple[str, ...]:

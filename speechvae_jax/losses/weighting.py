@@ -52,13 +52,14 @@ def adaptive_weights(ref_grads, term_grads: dict, eps: float = 1e-6, clamp=None,
     return {k: jax.lax.stop_gradient(w) for k, w in weights.items()}
 
 
-def schedule_factors(schedule_cfg, step) -> dict[str, jax.Array]:
+def schedule_factors(schedule_cfg, step, total_steps: int | None = None) -> dict[str, jax.Array]:
     """Alignment weight scale and margin switch at `step` (may be traced).
 
     kinds: "fixed" (scale 1, margins on); "warmup" (scale ramps linearly 0 -> 1 over
     [0, warmup_steps], margins on); "staged" (VA-VAE: scale stage_scales[i] for stage i where
     stage 0 = [0, b0), 1 = [b0, b1), 2 = [b1, inf) with (b0, b1) = boundaries; margins off before
-    b1, on from b1). Returns {"weight_scale": float32, "margins_on": bool}.
+    b1, on from b1). With schedule_cfg.boundaries_unit = "fraction" the boundaries are fractions of
+    `total_steps` (the run's train.num_steps). Returns {"weight_scale": float32, "margins_on": bool}.
     """
     kind = schedule_cfg.kind
     step = jnp.asarray(step, jnp.float32)
@@ -70,6 +71,10 @@ def schedule_factors(schedule_cfg, step) -> dict[str, jax.Array]:
                 "margins_on": jnp.bool_(True)}
     if kind == "staged":
         b0, b1 = schedule_cfg.boundaries
+        if schedule_cfg.get("boundaries_unit", "steps") == "fraction":
+            if total_steps is None:
+                raise ValueError("alignment.schedule.boundaries_unit='fraction' needs the run's total steps")
+            b0, b1 = round(b0 * total_steps), round(b1 * total_steps)
         if not 0 <= b0 <= b1:
             raise ValueError(f"alignment.schedule.boundaries must satisfy 0 <= b0 <= b1, got {(b0, b1)}")
         s0, s1, s2 = schedule_cfg.stage_scales

@@ -7,28 +7,28 @@ import importlib
 import importlib.util
 import os
 
-from ml_collections import ConfigDict
+from ml_collections import ConfigDict, config_dict
 
 from speechvae_jax.data.pipeline import default_data_config
 from speechvae_jax.engine.loop import default_mesh_config, default_train_config
-from speechvae_jax.presets.alignment import SCHEMES, alignment_config
+from speechvae_jax.presets.alignment import variant_config
 from speechvae_jax.presets.model import loss_config, model_config
 
 
 def vae_config(size: str, variant: str) -> ConfigDict:
-    """The full config for `size` ('tiny' or 'paper') with alignment scheme `variant`."""
-    variant = variant or "joint_marginal"
-    if variant not in SCHEMES:
-        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(SCHEMES)}")
+    """The full config for `size` ('tiny' or 'paper') with alignment `variant` (a scheme, optionally
+    `+weighting`, or a recipe: presets.alignment.variant_config)."""
     c = ConfigDict()
     c.data = default_data_config()
     c.model = model_config(size)
     c.loss = loss_config(size)
-    c.alignment = alignment_config(variant)
+    c.alignment = variant_config(variant or "joint_marginal")
 
     c.teacher = ConfigDict()
     c.teacher.path = ""            # a converted or in-house teacher directory (docs/teachers.md)
-    c.teacher.layer = 23           # hidden-state index, Hugging Face numbering (0 = embeddings)
+    # Hidden-state index, Hugging Face numbering (0 = embeddings); also a list of indices (their
+    # mean) or "average" (all hidden states), from a config file or `--config.teacher.layer=[3,4]`.
+    c.teacher.layer = config_dict.FieldReference(23, field_type=object)
     c.teacher.interp = "linear"    # 50 Hz -> 40 Hz: "linear" (release) or "avgpool"
     c.teacher.cache_dir = ""       # precomputed features (speechvae teacher cache); "" = on the fly
 

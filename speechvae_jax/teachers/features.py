@@ -19,26 +19,31 @@ from speechvae_jax.dsp.frames import frame_mask
 METHODS = ("linear", "avgpool")
 
 
-def select_layers(hidden_states: Sequence[jax.Array], layers: int | Sequence[int] | str) -> jax.Array:
-    """One hidden state [B,T,D] from the list of L+1 (index 0 = embeddings).
+def layer_indices(layers: int | Sequence[int] | str, n: int) -> list[int]:
+    """The hidden-state indices (0..n-1) a layer spec names, for a teacher with n hidden states.
 
     layers: an int (negative counts from the end), a list of ints (their mean), or "average"
-    (the mean of all L+1 hidden states, embeddings included).
+    (all n hidden states, embeddings included). Raises ValueError naming a bad spec.
     """
-    n = len(hidden_states)
     if isinstance(layers, str):
         if layers != "average":
             raise ValueError(f"teacher layers {layers!r}: use an int, a list of ints or 'average'")
-        idx = list(range(n))
-    elif isinstance(layers, (int, np.integer)):
-        idx = [int(layers)]
-    else:
-        idx = [int(i) for i in layers]
-        if not idx:
-            raise ValueError("teacher layers: empty list")
+        return list(range(n))
+    if isinstance(layers, bool) or not isinstance(layers, (int, np.integer, list, tuple)):
+        raise ValueError(f"teacher layers {layers!r}: use an int, a list of ints or 'average'")
+    idx = [int(layers)] if isinstance(layers, (int, np.integer)) else [int(i) for i in layers]
+    if not idx:
+        raise ValueError("teacher layers: empty list")
     bad = [i for i in idx if not -n <= i < n]
     if bad:
         raise ValueError(f"teacher layers {bad} out of range for {n} hidden states (0..{n - 1})")
+    return [i % n for i in idx]
+
+
+def select_layers(hidden_states: Sequence[jax.Array], layers: int | Sequence[int] | str) -> jax.Array:
+    """One hidden state [B,T,D] from the list of L+1 (index 0 = embeddings): the layer, or the mean
+    of the layers, that `layers` names (see `layer_indices`)."""
+    idx = layer_indices(layers, len(hidden_states))
     chosen = [hidden_states[i].astype(jnp.float32) for i in idx]
     return chosen[0] if len(chosen) == 1 else sum(chosen) / len(chosen)
 

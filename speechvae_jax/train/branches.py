@@ -97,7 +97,8 @@ def generator_branches(m, *, gan: bool, step: jax.Array) -> list[Branch]:
         table.append(Branch("audio", wave, functools.partial(_waveform_losses, m, lcfg, gan)))
     if m.aligning:
         acfg = cfg.alignment
-        scale = acfg.hyper_weight * weighting.schedule_factors(acfg.schedule, step)["weight_scale"]
+        factors = weighting.schedule_factors(acfg.schedule, step, cfg.train.num_steps)
+        scale = acfg.hyper_weight * factors["weight_scale"]
         for name in alignment.term_names(acfg):
             table.append(Branch("aligned", {name: scale * acfg.term_weights.get(name, 1.0)},
                                 functools.partial(_alignment_term, m, name), adaptive=acfg.adaptive,

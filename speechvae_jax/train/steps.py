@@ -27,7 +27,7 @@ from speechvae_jax.engine.task import Update
 from speechvae_jax.losses import adversarial, spectral, weighting
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.projection import align_subspace
-from speechvae_jax.teachers.features import teacher_targets
+from speechvae_jax.teachers.features import layer_indices, teacher_targets
 from speechvae_jax.train.branches import Branch, generator_branches, stft_loss
 from speechvae_jax.train.state import Modules, ema_update
 
@@ -43,12 +43,20 @@ def _tree_scale(tree: Any, s: jax.Array) -> Any:
     return jax.tree.map(lambda x: x * s, tree)
 
 
+def cached_layers(config, teacher: Any) -> list[int]:
+    """Hidden-state indices a feature cache must hold for `config`: those teacher.layer names
+    (one, a list or all), then alignment.teacher_layer_low when set."""
+    n = teacher.config.num_hidden_layers + 1
+    low = config.alignment.get("teacher_layer_low")
+    return layer_indices(config.teacher.layer, n) + ([] if low is None else layer_indices(low, n))
+
+
 def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch,
                      num_frames: int) -> tuple[Any, Any, jax.Array]:
     """(s [B,T,D], s_low [B,T,D] | None, frame mask [B,T]) from the frozen teacher (no gradient).
 
     With a feature cache the batch carries the teacher frames of its crop (`teacher` [B,K,T50,D]:
-    the high layer, then the low one) and the teacher is not run.
+    the layers `cached_layers` lists, in that order) and the teacher is not run.
     """
     audio, mask = batch["audio"], batch["mask"]
     if not m.aligning:
@@ -56,7 +64,8 @@ def teacher_features(m: Modules, teacher: Any, teacher_params: Any, batch: Batch
     low = m.config.alignment.teacher_layer_low
     if "teacher" in batch:
         hidden = [batch["teacher"][:, k] for k in range(batch["teacher"].shape[1])]
-        high_idx, low_idx = 0, 1
+        n_high = len(cached_layers(m.config, teacher)) - (low is not None)
+        high_idx, low_idx = list(range(n_high)), n_high
     else:
         hidden = jax.lax.stop_gradient(teacher.apply_fn(teacher_params, audio, mask > 0))
         high_idx, low_idx = m.config.teacher.layer, low
@@ -147,7 +156,8 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
         return m.vae.apply({"params": p}, z, method="decode").astype(jnp.float32)[:, :n] * mask
 
     y, dec_vjp = jax.vjp(decode, stats, gen["vae"])
-    factors = weighting.schedule_factors(acfg.schedule, step) if m.aligning else None
+    factors = (weighting.schedule_factors(acfg.schedule, step, m.config.train.num_steps)
+               if m.aligning else None)
     ctx = {"target": audio * mask, "mask": mask, "disc": disc, "latent": latent, "s": s, "s_low": s_low,
            "frame_mask": fmask, "factors": factors}
     parts = [_differentiate(br, ctx, y, stats, gen.get("proj"), dec_vjp)

@@ -21,6 +21,7 @@ from speechvae_jax.engine.loop import RunResult, run
 from speechvae_jax.engine.task import Task
 from speechvae_jax.teachers import load_teacher
 from speechvae_jax.teachers.cache import CachedTargets
+from speechvae_jax.teachers.features import layer_indices
 from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
 
@@ -57,10 +58,11 @@ def load_teacher_for(config: ConfigDict):
         return None, None
     teacher = load_teacher(config.teacher.path)
     hidden = jax.eval_shape(lambda p: teacher.apply_fn(p, jax.numpy.zeros((1, 16000))), teacher.params)
-    layer = config.teacher.layer
-    if isinstance(layer, int) and not -len(hidden) <= layer < len(hidden):
-        raise ValueError(f"config.teacher.layer={layer} but the teacher at {config.teacher.path} has "
-                         f"{len(hidden)} hidden states (0 = embeddings)")
+    try:
+        layer_indices(config.teacher.layer, len(hidden))
+    except ValueError as e:
+        raise ValueError(f"config.teacher.layer={config.teacher.layer!r}: {e} (the teacher at "
+                         f"{config.teacher.path}; 0 = embeddings)") from None
     return teacher, int(hidden[0].shape[-1])
 
 
@@ -119,9 +121,7 @@ def make_task(config: ConfigDict, mesh) -> Task:
     init = lambda rng: m.init_state(rng, crop)
     features = None
     if teacher is not None and config.teacher.cache_dir:
-        low = config.alignment.teacher_layer_low
-        features = CachedTargets(config.teacher.cache_dir, teacher,
-                                 [config.teacher.layer] + ([] if low is None else [low]))
+        features = CachedTargets(config.teacher.cache_dir, teacher, steps.cached_layers(config, teacher))
     abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
     state_sh = mesh_lib.tree_shardings(abstract, mesh, int(config.mesh.fsdp_min_size))
     context = {"modules": m, "mesh": mesh, "state_shardings": state_sh["ema"]["vae"]}

@@ -283,3 +283,43 @@ def test_bad_inputs_raise_clear_errors(data):
         A.alignment_terms(cfg, p, s, m)
     with pytest.raises(ValueError, match="scheme"):
         alignment_config("cosine")
+
+
+def test_device_pooling_averages_the_pools_of_consecutive_items():
+    r = np.random.default_rng(3)
+    p = r.normal(size=(8, 5, D)).astype(np.float32)
+    s = r.normal(size=(8, 5, 3)).astype(np.float32)
+    m = r.random((8, 5)) > 0.3
+    m[5] = False
+    for k in (1, 2, 4):
+        # a pool without real frames contributes 0 (the all-padding convention), and still counts
+        want = np.mean([ref_mdms(p[i:i + k], s[i:i + k], m[i:i + k], 0.2, "batch") if m[i:i + k].any() else 0.0
+                        for i in range(0, 8, k)])
+        got = A.marginal_distance_matrix(p, s, m, 0.2, "device", pool_items=k)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+        blocked = A.marginal_distance_matrix(p, s, m, 0.2, "device", block_size=3, pool_items=k)
+        np.testing.assert_allclose(blocked, want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(A.marginal_distance_matrix(p, s, m, 0.2, "device"),
+                               ref_mdms(p, s, m, 0.2, "batch"), rtol=1e-5)       # one pool: the batch
+    with pytest.raises(ValueError, match="pool_items"):
+        A.marginal_distance_matrix(p, s, m, 0.2, "device", pool_items=3)
+
+
+def test_device_pooling_in_a_jitted_step_pools_each_devices_own_batch():
+    r = np.random.default_rng(8)
+    p = r.normal(size=(16, 5, D)).astype(np.float32)
+    s = r.normal(size=(16, 5, D)).astype(np.float32)
+    m = r.random((16, 5)) > 0.2
+    mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "fsdp"))
+    sharding = jax.sharding.NamedSharding(mesh, P(("data", "fsdp")))
+    cfg = alignment_config("distance_matrix")
+    cfg.pooling = "device"
+    assert A.device_pool_items(cfg, 16, mesh) == 2 and A.device_pool_items(cfg, 16) == 16
+    got = jax.jit(lambda p, s, m: A.alignment_terms(cfg, p, s, m, mesh=mesh)["mdms"])(
+        *(jax.device_put(x, sharding) for x in (p, s, m)))
+    want = np.mean([ref_mdms(p[i:i + 2], s[i:i + 2], m[i:i + 2], 0.25, "batch") for i in range(0, 16, 2)])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    cfg.pool_items = 4                                  # the release's pools, whatever the mesh
+    got4 = A.alignment_terms(cfg, p, s, m, mesh=mesh)["mdms"]
+    want4 = np.mean([ref_mdms(p[i:i + 4], s[i:i + 4], m[i:i + 4], 0.25, "batch") for i in range(0, 16, 4)])
+    np.testing.assert_allclose(got4, want4, rtol=1e-5)

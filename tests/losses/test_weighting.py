@@ -122,3 +122,13 @@ def test_bad_schedule_and_shapes_raise():
                                                    stage_scales=(1, 1, 1))), 0)
     with pytest.raises(ValueError, match="cotangent"):
         weighting.last_layer_grads(jnp.zeros((2, 3, 4)), jnp.zeros((2, 4, 5)))
+
+
+def test_staged_boundaries_as_fractions_of_the_run():
+    cfg = ConfigDict(dict(kind="staged", boundaries=(100 / 130, 115 / 130), boundaries_unit="fraction",
+                          stage_scales=(5.0, 1.0, 1.0)))
+    got = {s: weighting.schedule_factors(cfg, s, total_steps=1300) for s in (0, 999, 1000, 1149, 1150, 1299)}
+    assert [float(f["weight_scale"]) for f in got.values()] == [5.0, 5.0, 1.0, 1.0, 1.0, 1.0]
+    assert [bool(f["margins_on"]) for f in got.values()] == [False, False, False, False, True, True]
+    with pytest.raises(ValueError, match="total steps"):
+        weighting.schedule_factors(cfg, 0)

@@ -244,3 +244,23 @@ def test_every_variant_trains(variant):
         assert np.isfinite(float(metrics[f"align/{term}"]))
         assert float(metrics[f"weight/{term}"]) == 1.0  # fixed weights outside joint_marginal
     assert np.isfinite(float(metrics["loss/total"]))
+
+
+def test_teacher_layer_spec_with_and_without_a_feature_cache():
+    teacher = small_teacher()                       # 3 hidden states: embeddings + 2 layers
+    m = Modules(small_config("time_axis"), TEACHER_DIM)
+    batch = make_batch()
+    hidden = teacher.apply_fn(teacher.params, batch["audio"], batch["mask"] > 0)
+    frames = -(-N // 400)
+    for layer, rows in (([1, 2], [1, 2]), ("average", [0, 1, 2]), (-1, [2])):
+        m.config.teacher.layer = layer
+        assert steps.cached_layers(m.config, teacher) == rows
+        live = steps.teacher_features(m, teacher, teacher.params, batch, frames)
+        cached = {**batch, "teacher": jnp.stack([hidden[i] for i in rows], axis=1)}
+        got = steps.teacher_features(m, teacher, teacher.params, cached, frames)
+        np.testing.assert_allclose(got[0], live[0], rtol=1e-6, atol=1e-6)
+        want = sum(np.asarray(hidden[i], np.float32) for i in rows) / len(rows)
+        assert np.abs(np.asarray(live[0])).max() > 0 and want.shape[-1] == live[0].shape[-1]
+    m.config.teacher.layer = [1, 5]
+    with pytest.raises(ValueError, match="out of range"):
+        steps.cached_layers(m.config, teacher)

@@ -1,0 +1,46 @@
+"""The study grid at CPU size: every alignment scheme with fixed and adaptive weights, a hyper-weight
+sweep of joint-marginal and the VAE without alignment, on the built-in corpus (docs/study.md).
+
+  speechvae study --config configs/study_tiny.py --workdir STUDY \
+      --config.run.data.source=corpus:demo_out/corpus --config.run.teacher.path=demo_out/teacher/teacher
+
+Re-running the same command resumes (finished runs, exports and evaluation parts are kept). Sized
+so the 11 runs (4 schemes x 2 weightings, 2 more sweep points, the baseline) train, export and
+evaluate in about 90 minutes on 2 CPU cores: short GAN-free training, a reduced evaluation protocol
+(fewer utterances, no CTC probe) and the probes' reference rows computed once.
+"""
+from ml_collections import ConfigDict
+
+
+def get_config():
+    c = ConfigDict()
+    c.base = "tiny"                    # configs/tiny.py: get_config(variant) of every run
+    c.baseline = True                  # the VAE without alignment ("none"): the reconstruction anchor
+    c.schemes = ("joint_marginal", "time_axis", "d_axis", "distance_matrix")
+    c.weightings = ("fixed", "adaptive")
+    # Each weighting's hyper-weight, that of the recipe it comes from: fixed 1 (Semantic-VAE),
+    # adaptive 2.5 (the release), shared 0.1 (VA-VAE).
+    c.hyper_weights = ConfigDict({"fixed": 1.0, "adaptive": 2.5, "shared": 0.1})
+    c.sweep = ConfigDict({"scheme": "joint_marginal", "weighting": "adaptive", "hyper_weights": (0.5, 2.5, 10.0)})
+    c.recipes = ()                     # e.g. ("semantic_vae", "va_vae", "release")
+    # Distance-matrix pool of the grid and sweep runs: "device" with 2 items per pool is the release's
+    # (8 GPUs x 2 items, each device pooling its own batch); "batch" pools the whole global batch.
+    c.pooling = ConfigDict({"pooling": "device", "pool_items": 2})
+    # Overrides of every run's config (keys of configs/tiny.py; alignment keys are the study's own).
+    c.run = ConfigDict({
+        "data": {"source": "corpus:demo_out/corpus"},
+        "teacher": {"path": "demo_out/teacher/teacher"},
+        "train": {"num_steps": 400, "checkpoint_every": 100, "sample_every": 0, "disc_start": 400},
+        "evals": {"val": {"every": 400, "batches": 2}},
+    })
+    c.export = ConfigDict({"splits": ("test",), "mode": "mean", "dtype": "float16"})
+    c.eval = ConfigDict({
+        "axes": ("reconstruction", "understanding"),
+        "data": "",                    # "" = each run's data.source
+        "reference_run": "",           # computes the teacher / log-mel rows; "" = the first run
+        "sizes": {"recon_utterances": 8, "tasks": ("phoneme_frame", "speaker_id", "keyword"),
+                  "probe_utterances": {"train": 150, "valid": 60, "test": 60, "keywords_train": 200,
+                                       "keywords_test": 100}},
+    })
+    c.score = ConfigDict({"axis_weights": {"reconstruction": 1.0, "understanding": 1.0, "generation": 1.0}})
+    return c
