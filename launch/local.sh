@@ -18,7 +18,7 @@
 # others are killed after GRACE_SECONDS (30). Exit code: 0 if all succeed, else the first failure's.
 set -euo pipefail
 if [ "$#" -lt 2 ] || ! [[ "$1" =~ ^[1-9][0-9]*$ ]]; then
-  sed -n '2,19p' "$0" >&2
+  sed -n '2,18p' "$0" >&2
   exit 2
 fi
 N="$1"; shift
@@ -46,7 +46,7 @@ trap 'forward INT' INT
 for ((i = 0; i < N; i++)); do
   cmd=("$PYTHON" -m speechvae_jax --coordinator-address "127.0.0.1:$PORT" --num-processes "$N"
        --process-id "$i" "$@")
-  echo "[local.sh] process $i: ${cmd[*]}  > $LOGDIR/process_$i.log"
+  echo "[local.sh] process $i: $(printf "%q " "${cmd[@]}")> $LOGDIR/process_$i.log"
   if [ "$i" -eq 0 ]; then
     "${cmd[@]}" > >(tee "$LOGDIR/process_$i.log") 2>&1 &
   else

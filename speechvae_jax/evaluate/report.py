@@ -12,10 +12,12 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 
+import jax
 import tqdm
 from absl import logging
 
 from speechvae_jax import fileio
+from speechvae_jax.engine import multihost
 from speechvae_jax.engine.rundir import load_config
 from speechvae_jax.evaluate import features, plots, reconstruction, scorers, understanding
 from speechvae_jax.export import writer
@@ -82,10 +84,15 @@ def _reconstruction(model, splits: _Splits, eval_dir: str, run_key: dict) -> dic
         if not records:
             raise ValueError(f"{splits.data}: split {RECON_SPLIT!r} has no readable utterances")
         t0 = time.time()
-        resynth = reconstruction.resynthesize(model, records)
-        per_utt = reconstruction.score_records(records, resynth)
-        pairs = [(r["id"], r["audio"], resynth[r["id"]]) for r in records[:SPECTROGRAM_EXAMPLES]]
-        spec_png = plots.spectrogram_pairs(pairs, os.path.join(eval_dir, "spectrograms.png"))
+        mine = multihost.share(records)  # each process scores its share; all get every result
+        per_utt = reconstruction.score_records(mine, reconstruction.resynthesize(model, mine))
+        by_id = {r["id"]: r for part in multihost.gather_json(eval_dir, "reconstruction", per_utt) for r in part}
+        per_utt = [by_id[r["id"]] for r in records]
+        spec_png = os.path.join(eval_dir, "spectrograms.png")
+        if jax.process_index() == 0:
+            examples = records[:SPECTROGRAM_EXAMPLES]
+            resynth = reconstruction.resynthesize(model, examples)
+            plots.spectrogram_pairs([(r["id"], r["audio"], resynth[r["id"]]) for r in examples], spec_png)
         return {"summary": scorers.aggregate(per_utt), "per_utterance": per_utt,
                 "datasets": {RECON_SPLIT: splits.info[f"{RECON_SPLIT}@{RECON_UTTERANCES}"]},
                 "ids": [r["id"] for r in records], "seconds_audio": float(sum(r["seconds"] for r in per_utt)),
@@ -146,18 +153,32 @@ def _understanding(workdir: str, model, config, splits: _Splits, eval_dir: str, 
             items_cache[(fs, split)] = extractors[fs](split, recs)
         return items_cache[(fs, split)]
 
-    out: dict = {}
-    jobs = [(fs, task) for task in understanding.TASKS for fs in FEATURE_SETS]
-    for fs, task in tqdm.tqdm(jobs, desc="understanding probes", unit="probe"):
+    def part(fs: str, task: str) -> dict:
         spec = understanding.TASKS[task]
         if extractors[fs] is None:
-            out.setdefault(task, {})[fs] = {"task": task, "metric": spec["metric"], "skipped": teacher_skip}
-            continue
+            return {"task": task, "metric": spec["metric"], "skipped": teacher_skip}
         key = {"data": splits.data, "feature_set": fs, **identity[fs], "task": spec, "protocol": PROTOCOL,
                "utterances": {s: PROBE_UTTERANCES[s] for s in (spec["train"], spec["test"])},
                "seeds": list(understanding.SEEDS), "heads": list(understanding.HEADS)}
         path = os.path.join(eval_dir, "parts", "understanding", f"{fs}__{task}.json")
-        out.setdefault(task, {})[fs] = cached(path, key, lambda: _run_task(task, fs, spec, items, splits, model.hop))
+        return cached(path, key, lambda: _run_task(task, fs, spec, items, splits, model.hop))
+
+    jobs = [(fs, task) for task in understanding.TASKS for fs in FEATURE_SETS]
+    if jax.process_count() > 1:
+        # the latent exports are collective: all processes make them first, then each runs its share of
+        # the probes (their results land in parts/), and every process reads all of them back below
+        for split in sorted({understanding.TASKS[t][k] for _, t in jobs for k in ("train", "test")}):
+            try:
+                records = splits.get(split, PROBE_UTTERANCES[split])
+            except (ValueError, OSError, KeyError):  # a split the source lacks: its probes report the skip
+                continue
+            _export_dir(workdir, model, splits.data, split, records)
+        for fs, task in tqdm.tqdm(multihost.share(jobs), desc="understanding probes (this process)", unit="probe"):
+            part(fs, task)
+        multihost.sync("evaluate: understanding probes done")
+    out: dict = {}
+    for fs, task in tqdm.tqdm(jobs, desc="understanding probes", unit="probe"):
+        out.setdefault(task, {})[fs] = part(fs, task)
     return out
 
 
@@ -188,7 +209,9 @@ def _run_task(task: str, fs: str, spec: dict, items: Callable, splits: _Splits, 
 
 def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) -> dict:
     """Evaluate run `workdir` on `axes` with data source `data` (default: the run's
-    config.data.source). Writes RUN/eval/{report.json, report.md, *.png}; returns the report."""
+    config.data.source). Writes RUN/eval/{report.json, report.md, *.png}; returns the report.
+    With several processes (a shared file system) each scores its share of the reconstructions and
+    runs its share of the probes; process 0 writes the report (the others return it without plots)."""
     unknown = [a for a in axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown evaluation axes {unknown}; choose from {AXES}")
@@ -216,6 +239,8 @@ def evaluate(workdir: str, axes: Sequence[str] = AXES, data: str | None = None) 
     if "understanding" in axes:
         report["understanding"] = _understanding(workdir, model, config, splits, eval_dir, run_key)
     report["datasets"] = _datasets(report)
+    if jax.process_index() != 0:  # every process took part; process 0 writes
+        return report
     report["plots"] = _plots(report, eval_dir)
     fileio.atomic_write_json(os.path.join(eval_dir, "report.json"), report, sort_keys=True)
     with open(os.path.join(eval_dir, "report.md"), "w") as f:
