@@ -68,9 +68,9 @@ while [ "${#running[@]}" -gt 0 ]; do
   remaining=()
   for p in "${running[@]}"; do [ "$p" = "$finished" ] || remaining+=("$p"); done
   running=("${remaining[@]+"${remaining[@]}"}")
+  echo "[local.sh] pid $finished exited with $code"
   if [ "$code" -ne 0 ] && [ "$rc" -eq 0 ]; then
     rc=$code
-    echo "[local.sh] pid $finished exited with $code" >&2
     if [ "${#running[@]}" -gt 0 ]; then
       (sleep "$GRACE_SECONDS"; kill -s KILL "${running[@]}" 2>/dev/null || true) &
       killer=$!
