@@ -23,7 +23,7 @@ def _commands(out: str) -> list[str]:
     return [line[2:] for line in out.splitlines() if line.startswith("+ ")]
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)")
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="needs shellcheck (apt-get install shellcheck)")
 def test_launchers_are_shellcheck_clean():
     r = subprocess.run(["shellcheck", "-x", *[f"launch/{s}" for s in SCRIPTS]], cwd=ROOT, capture_output=True,
                        text=True)

@@ -188,8 +188,7 @@ def run(config: ConfigDict, workdir: str, make_task: Callable[[ConfigDict, Any],
         rd.write_config(config)
         data_iter = iter(task.dataset(pi, jax.process_count()))
         state, state_sh, start = _init_or_restore(task, config, mesh, ckpts, data_iter)
-        if start:
-            logging.info("resumed %s at step %d", rd, start)
+        if start and pi == 0:
             print(f"resumed {rd} from step {start}", flush=True)
         logger = RunLogger(workdir, resume_step=start, enabled=pi == 0)
         rep = mesh_lib.replicated(mesh)
