@@ -13,12 +13,14 @@
 #   PORT                 coordinator port on 127.0.0.1 (a free one)
 #   LOGDIR               one log per process, process_<i>.log (runs/local_logs)
 #   PYTHON               the interpreter ($SPEECHVAE_VENV/bin/python, else .venv/bin/python, else python3)
+#   HEARTBEAT_TIMEOUT    seconds a process may go silent before the job is stopped (600: a busy machine's
+#                        compilations can starve the heartbeat threads)
 # Process 0's output is also shown here. SIGTERM / SIGINT to this script are passed to every process
 # (a training run then saves a checkpoint and all exit with 75 / 130). When a process fails, the
 # others are killed after GRACE_SECONDS (30). Exit code: 0 if all succeed, else the first failure's.
 set -euo pipefail
 if [ "$#" -lt 2 ] || ! [[ "$1" =~ ^[1-9][0-9]*$ ]]; then
-  sed -n '2,18p' "$0" >&2
+  sed -n '2,20p' "$0" >&2
   exit 2
 fi
 N="$1"; shift
@@ -45,7 +47,7 @@ trap 'forward INT' INT
 
 for ((i = 0; i < N; i++)); do
   cmd=("$PYTHON" -m speechvae_jax --coordinator-address "127.0.0.1:$PORT" --num-processes "$N"
-       --process-id "$i" "$@")
+       --process-id "$i" --heartbeat-timeout "${HEARTBEAT_TIMEOUT:-600}" "$@")
   echo "[local.sh] process $i: $(printf "%q " "${cmd[@]}")> $LOGDIR/process_$i.log"
   if [ "$i" -eq 0 ]; then
     "${cmd[@]}" > >(tee "$LOGDIR/process_$i.log") 2>&1 &

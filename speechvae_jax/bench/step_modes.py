@@ -18,6 +18,7 @@ a split step holds the gradient tree between its programs (grads' output, apply'
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import jax
@@ -55,6 +56,11 @@ def _setup(size: str, teacher, teacher_dim: int, devices: list, batch_per_device
     return c, m, mesh, shardings, state, batch, frozen
 
 
+def _device_bytes(tree) -> int:
+    """Bytes one device holds of a tree of ShapeDtypeStructs with shardings."""
+    return sum(math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
 def _memory(compiled) -> dict[str, float]:
     ma = compiled.memory_analysis()
     live = ma.argument_size_in_bytes + ma.output_size_in_bytes - ma.alias_size_in_bytes + ma.temp_size_in_bytes
@@ -89,6 +95,9 @@ def aot(args) -> None:
     print(f"{where}; mesh {dict(mesh.shape)}; {args.size} preset, joint_marginal; batch "
           f"{batch['audio'].shape[0]} x {batch['audio'].shape[1]} samples ({args.batch_per_device} per device); "
           f"trained params {n_params / 1e6:.1f} M, teacher {n_teacher / 1e6:.1f} M")
+    print("state per device: " + ", ".join(f"{k} {_device_bytes(v) / GiB:.3f}" for k, v in state.items()
+                                           if _device_bytes(v) > 2 ** 20)
+          + f"; teacher {_device_bytes(frozen) / GiB:.3f} GiB", flush=True)
     for kind in args.kinds.split(","):
         update = steps.make_update(m, teacher, kind)
         for fused in (True, False):
