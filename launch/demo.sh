@@ -10,6 +10,7 @@
 # Usage: bash launch/demo.sh [extra --config.k=v flags for the VAE training]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=launch/setup.sh
 source "$ROOT/launch/setup.sh"
 cd "$ROOT"
 OUT="${DEMO_OUT:-$ROOT/demo_out}"

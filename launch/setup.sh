@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SPEECHVAE_VENV:-$ROOT/.venv}"
 
-APT_PKGS="espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 alsa-utils asterisk-core-sounds-en asterisk-core-sounds-en-wav"
+APT_PKGS="espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox libsndfile1 alsa-utils asterisk-core-sounds-en asterisk-core-sounds-en-wav shellcheck"
 missing=""
 for p in $APT_PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -15,6 +15,7 @@ if [ -n "$missing" ]; then
   echo "[setup] installing system packages:$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
+  # shellcheck disable=SC2086  # $missing is a list of package names
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
@@ -40,7 +41,7 @@ WANT="$(sha256sum "$ROOT/setup.py" "$ROOT/constraints.txt" "$ROOT/launch/setup.s
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
    || ! (cd / && "$VENV/bin/python" -c "import speechvae_jax.configs" 2>/dev/null); then
   echo "[setup] installing python packages into $VENV (first time: a few minutes)"
-  pipq install -c "$ROOT/constraints.txt" -e "$ROOT[eval,torch,tb,test]"
+  pipq install -c "$ROOT/constraints.txt" -e "${ROOT}[eval,torch,tb,test]"
   # resemblyzer pins the old `webrtcvad`, which imports pkg_resources; use webrtcvad-wheels instead.
   pipq install -c "$ROOT/constraints.txt" --no-deps resemblyzer==0.1.4
   "$VENV/bin/pip" uninstall -q -y webrtcvad >/dev/null 2>&1 || true

@@ -3,6 +3,7 @@
 # Extra arguments go to pytest, e.g. `bash launch/test.sh -k alignment`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=launch/setup.sh
 source "$ROOT/launch/setup.sh"
 cd "$ROOT"
 echo "[test] ruff check"

@@ -24,17 +24,19 @@ from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
 
 
-def teacher_for(size: str):
+def teacher_config(size: str) -> tuple[EncoderConfig, int]:
+    """(encoder config, layer) of the benchmark teacher: WavLM-Large's shape (paper) or 4 x 256 (tiny)."""
     if size == "paper":
-        cfg = EncoderConfig(kind="wavlm", conv_dim=(512,) * 7, conv_bias=True, feat_extract_norm="layer",
-                            do_stable_layer_norm=True, hidden_size=1024, num_hidden_layers=24,
-                            num_attention_heads=16, intermediate_size=4096, do_normalize=True)
-        layer = 23
-    else:
-        cfg = EncoderConfig(kind="wavlm", conv_dim=(128,) * 7, hidden_size=256, num_hidden_layers=4,
-                            num_attention_heads=4, intermediate_size=1024, num_conv_pos_embeddings=32,
-                            num_conv_pos_embedding_groups=8)
-        layer = 3
+        return EncoderConfig(kind="wavlm", conv_dim=(512,) * 7, conv_bias=True, feat_extract_norm="layer",
+                             do_stable_layer_norm=True, hidden_size=1024, num_hidden_layers=24,
+                             num_attention_heads=16, intermediate_size=4096, do_normalize=True), 23
+    return EncoderConfig(kind="wavlm", conv_dim=(128,) * 7, hidden_size=256, num_hidden_layers=4,
+                         num_attention_heads=4, intermediate_size=1024, num_conv_pos_embeddings=32,
+                         num_conv_pos_embedding_groups=8), 3
+
+
+def teacher_for(size: str):
+    cfg, layer = teacher_config(size)
     params = SSLEncoder(cfg).init(jax.random.PRNGKey(1), jnp.zeros((1, 16000)), None)["params"]
     return build_teacher(cfg, params, default_layer=layer), layer
 
@@ -82,7 +84,9 @@ def main():
         rng = np.random.default_rng(0)
         batch = {"audio": jnp.asarray(0.1 * rng.standard_normal((b, n)), jnp.float32),
                  "mask": jnp.ones((b, n), jnp.float32)}
-        fn = steps.make_step(m, teacher, update=update, gan=gan)
+        u = steps.make_update(m, teacher, "discriminator" if update == "discriminator" else
+                              "generator+gan" if gan else "generator")
+        fn = jax.jit(lambda s, b, f, u=u: u.apply(s, *u.grads(s, b, f)), donate_argnums=0)  # the fused step
         compile_s, step_s, _ = time_step(fn, state, batch, teacher.params, args.repeats)
         audio_s = b * n / 16000
         rows.append((variant, adaptive, update, gan, compile_s, step_s, audio_s / step_s))

@@ -11,6 +11,7 @@ import argparse
 import logging as py_logging
 import os
 import sys
+import traceback
 
 from speechvae_jax.cli import commands
 from speechvae_jax.cli.config import ConfigError, split_overrides
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except Exception as e:  # every failure ends in one line; --verbose shows where it came from
         if args.verbose:
-            raise
+            traceback.print_exc()
         print(f"error: {commands.describe(e)}", file=sys.stderr)
         code = 2 if isinstance(e, ConfigError) else 1
     return code
@@ -108,4 +109,16 @@ def run() -> None:
 
     if signals.abandoned_work_running():  # a stop left a compilation running: leave without waiting for it
         os._exit(code)
+    if code not in (0, *signals.EXIT_CODES.values()) and _several_processes():
+        # a failure on one process of several: jax.distributed's exit handshake would wait for the others,
+        # which may be stuck in a collective with this one; leave now (they fail when it is gone)
+        os._exit(code)
     sys.exit(code)
+
+
+def _several_processes() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    import jax
+
+    return jax.distributed.is_initialized() and jax.process_count() > 1

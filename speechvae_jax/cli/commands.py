@@ -59,9 +59,6 @@ def _run_exit(result) -> int:
 
 # ---- distributed start-up -----------------------------------------------------------------------
 
-CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_NUM_SLICES")
-
-
 def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("multi-process runs (docs/scaling.md)")
     g.add_argument("--distributed", choices=("auto", "on", "off"), default="auto",
@@ -73,6 +70,12 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
                    help="number of processes (env SPEECHVAE_NUM_PROCESSES)")
     g.add_argument("--process-id", type=int, default=_env_int("SPEECHVAE_PROCESS_ID"),
                    help="this process's index (env SPEECHVAE_PROCESS_ID)")
+    g.add_argument("--heartbeat-timeout", type=int, default=_env_int("SPEECHVAE_HEARTBEAT_TIMEOUT") or 100,
+                   help="seconds without a heartbeat before a process is declared dead and the job stops "
+                        "(100; env SPEECHVAE_HEARTBEAT_TIMEOUT)")
+    g.add_argument("--local-device-ids", default=os.environ.get("SPEECHVAE_LOCAL_DEVICE_IDS"),
+                   help="comma-separated local accelerator ids this process drives (env SPEECHVAE_LOCAL_DEVICE_IDS); "
+                        "under SLURM / Open MPI jax defaults to one device per process (the local rank's)")
 
 
 def _env_int(name: str) -> int | None:
@@ -94,13 +97,15 @@ def maybe_initialize_distributed(args) -> None:
         return
     import jax
 
+    local = None if not args.local_device_ids else [int(i) for i in args.local_device_ids.split(",")]
+    options = {"local_device_ids": local, "heartbeat_timeout_seconds": args.heartbeat_timeout}
     if explicit:
         if args.num_processes is None or args.process_id is None:
             raise ValueError("--coordinator-address needs --num-processes and --process-id")
-        jax.distributed.initialize(coordinator_address=args.coordinator_address,
-                                   num_processes=args.num_processes, process_id=args.process_id)
-    else:
-        jax.distributed.initialize()  # TPU VMs, SLURM and Open MPI describe the cluster themselves
+        jax.distributed.initialize(coordinator_address=args.coordinator_address, num_processes=args.num_processes,
+                                   process_id=args.process_id, **options)
+    else:  # TPU VMs, SLURM and Open MPI describe the cluster themselves
+        jax.distributed.initialize(**options)
 
 
 # ---- commands -----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Grain pipelines: random fixed-length training crops, and padded full utterances for export/eval.
 
-Training: indices of this process's shard (`process_index::process_count`) -> seeded shuffle,
-reshuffled every epoch -> repeat forever -> read + normalise + random crop (per-index seeded, so
-independent of worker count) -> batch. Items whose audio is bad are skipped (counted and logged).
+Training: all indices -> seeded shuffle, reshuffled every epoch -> repeat forever -> this process's
+rows of every global batch -> read + normalise + random crop (seeded by the position in the global
+stream, so independent of worker and process count) -> batch. Items whose audio is bad are skipped
+(counted and logged).
 """
 from __future__ import annotations
 
@@ -91,6 +92,28 @@ def _stack(items: list[dict]) -> dict:
     return {k: np.stack([i[k] for i in items]) for k in items[0]}
 
 
+class _BatchRows(grain.MapDataset):
+    """One process's rows of every global batch of an endless stream: element j is the stream's element
+    (j // local) * global_batch + offset + j % local (rows [offset, offset + local) of batch j // local).
+    With one process it is the stream itself."""
+
+    def __init__(self, parent: grain.MapDataset, global_batch: int, offset: int, local: int):
+        super().__init__(parent)
+        self._global, self._offset, self._local = global_batch, offset, local
+
+    def __len__(self) -> int:
+        return len(self._parent)
+
+    def __str__(self) -> str:
+        return f"_BatchRows(global_batch={self._global}, offset={self._offset}, local={self._local})"
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        batch, row = divmod(index, self._local)
+        return self._parent[batch * self._global + self._offset + row]
+
+
 def _ensure_flags_parsed() -> None:
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
@@ -105,9 +128,12 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
     (a dict of arrays, stacked into the batch; rng is the item's own generator), so per-utterance
     targets follow the audio crop.
 
-    b = global_batch_size / process_count. Process i reads items i, i + P, i + 2P, ... of the
-    split (disjoint, complete); each epoch reshuffles them with `seed`. The iterator's
-    get_state() is JSON-serialisable and set_state() reproduces the exact next batches.
+    b = global_batch_size / process_count. The global stream (every item of the split once per epoch,
+    reshuffled each epoch with `seed`) is cut into global batches, and process i reads rows
+    [i*b, (i+1)*b) of each (disjoint, complete): the P processes' batches put together are the one-process
+    batches, crop for crop, whatever P (when no item is skipped; a skipped item is replaced by the
+    process's next one). The iterator's get_state() is JSON-serialisable and set_state() reproduces the
+    exact next batches (with the same process count).
     The dataset's `.skips` (a SkipLog) lists bad items met by this process's readers.
     """
     _check_cfg(data_cfg)
@@ -135,10 +161,12 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
         audio, mask = cut(rec["audio"], start, crop_samples)
         return {"audio": audio, "mask": mask, **features.crop(rec, start, crop_samples, rng)}
 
-    ds = grain.MapDataset.range(len(source))[process_index::process_count]
-    ds = ds.shuffle(seed=seed).repeat(None).random_map(load_and_crop, seed=seed)
-    threads = int(data_cfg.get("read_threads", 2))
     local = global_batch_size // process_count
+    # The global stream (shuffled anew each epoch, crops seeded by stream position) is the same for any
+    # process count; each process reads only its rows of every global batch.
+    ds = grain.MapDataset.range(len(source)).shuffle(seed=seed).repeat(None).random_map(load_and_crop, seed=seed)
+    ds = _BatchRows(ds, global_batch_size, process_index * local, local)
+    threads = int(data_cfg.get("read_threads", 2))
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads,
                                               prefetch_buffer_size=max(2, 2 * local)))
     it = grain.experimental.WithOptionsIterDataset(it, grain.experimental.DatasetOptions(

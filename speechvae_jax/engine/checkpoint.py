@@ -162,6 +162,10 @@ class Checkpoints:
         out = self.mngr.restore(step, args=ocp.args.Composite(**items))
         return out["state"], out["meta"]
 
+    def state_metadata(self, step: int) -> dict:
+        """The saved state's tree of array metadata (`.shape`, `.dtype`) at `step`; no array is read."""
+        return ocp.PyTreeCheckpointer().metadata(self.directory / str(step) / "state").item_metadata
+
     def restore_subtree(self, step: int, target: Any) -> Any:
         """Only the leaves of `target` (a tree of ShapeDtypeStructs with shardings, a subset of the saved
         state's tree) from checkpoint `step`, whatever topology saved it."""

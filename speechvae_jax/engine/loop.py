@@ -94,31 +94,53 @@ def use_fused_step(config: ConfigDict) -> bool:
     return jax.default_backend() != "cpu" if mode == "auto" else mode == "fused"
 
 
+@dataclasses.dataclass(frozen=True)
+class CompiledUpdate:
+    """An update kind compiled ahead of time: `(fused_step,)` or `(grads, apply)` (`jax.stages.Compiled`,
+    whose `memory_analysis()` / `cost_analysis()` the benchmarks read). Called like the step."""
+    programs: tuple
+
+    def __call__(self, state, batch, frozen):
+        if len(self.programs) == 1:
+            return self.programs[0](state, batch, frozen)
+        grads, apply = self.programs
+        return apply(state, *grads(state, batch, frozen))
+
+
+def compile_update(update: Update, fused: bool, shardings: tuple, state, batch, frozen) -> CompiledUpdate:
+    """Compile `update` for arguments like (state, batch, frozen) (arrays or ShapeDtypeStructs with
+    shardings): one jitted step (fused), or the grads / apply pair whose gradient tree goes through
+    memory between them (split); the state is donated. shardings = (state, batch, frozen, replicated)."""
+    state_sh, batch_sh, frozen_sh, rep = shardings
+    ins = (state_sh, batch_sh, frozen_sh)
+    if fused:
+        fn = jax.jit(lambda s, b, f: update.apply(s, *update.grads(s, b, f)), in_shardings=ins,
+                     out_shardings=(state_sh, rep), donate_argnums=0)
+        return CompiledUpdate((fn.lower(state, batch, frozen).compile(),))
+    grads = jax.jit(update.grads, in_shardings=ins).lower(state, batch, frozen).compile()
+    apply = jax.jit(update.apply, out_shardings=(state_sh, rep), donate_argnums=0)
+    return CompiledUpdate((grads, apply.lower(state, *grads.out_info).compile()))
+
+
 class _Steps:
     """The compiled update kinds of a task (compiled on first use, interruptibly)."""
 
     def __init__(self, task: Task, fused: bool, shardings: tuple, interrupts: signals.Interrupts):
         self.task, self.fused, self.interrupts = task, fused, interrupts
-        self.state_sh, self.batch_sh, self.frozen_sh, self.rep = shardings
+        self.shardings = shardings
         self.compiled: dict[str, Callable] = {}
 
-    def _compile(self, update: Update, state, batch, frozen) -> Callable:
-        ins = (self.state_sh, self.batch_sh, self.frozen_sh)
-        if self.fused:
-            fn = jax.jit(lambda s, b, f: update.apply(s, *update.grads(s, b, f)), in_shardings=ins,
-                         out_shardings=(self.state_sh, self.rep), donate_argnums=0)
-            return fn.lower(state, batch, frozen).compile()
-        grads = jax.jit(update.grads, in_shardings=ins).lower(state, batch, frozen).compile()
-        apply = jax.jit(update.apply, out_shardings=(self.state_sh, self.rep), donate_argnums=0)
-        apply = apply.lower(state, *grads.out_info).compile()
-        return lambda s, b, f: apply(s, *grads(s, b, f))
-
     def get(self, kind: str, state, batch, frozen) -> Callable | None:
-        """The compiled step of `kind`, or None when a signal arrived while compiling it."""
+        """The compiled step of `kind`, or None when a signal arrived while compiling it (one process
+        only: several processes must leave at the same step, so they act on a signal at the next
+        agreed stop check instead)."""
         if kind not in self.compiled:
             t0 = time.time()
-            done, fn = self.interrupts.wait_or_stop(
-                lambda: self._compile(self.task.updates[kind], state, batch, frozen), f"compiling '{kind}'")
+            work = lambda: compile_update(self.task.updates[kind], self.fused, self.shardings, state, batch, frozen)
+            if jax.process_count() > 1:
+                done, fn = True, work()
+            else:
+                done, fn = self.interrupts.wait_or_stop(work, f"compiling '{kind}'")
             if not done:
                 return None
             logging.info("compiled the '%s' step in %.1f s (%s)", kind, time.time() - t0,
@@ -166,8 +188,7 @@ def run(config: ConfigDict, workdir: str, make_task: Callable[[ConfigDict, Any],
         rd.write_config(config)
         data_iter = iter(task.dataset(pi, jax.process_count()))
         state, state_sh, start = _init_or_restore(task, config, mesh, ckpts, data_iter)
-        if start:
-            logging.info("resumed %s at step %d", rd, start)
+        if start and pi == 0:
             print(f"resumed {rd} from step {start}", flush=True)
         logger = RunLogger(workdir, resume_step=start, enabled=pi == 0)
         rep = mesh_lib.replicated(mesh)

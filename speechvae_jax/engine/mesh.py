@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -34,7 +35,20 @@ def make_mesh(shape: tuple[int, ...] | list[int], devices: list | None = None) -
         shape[shape.index(-1)] = len(devices) // known
     if math.prod(shape) != len(devices):
         raise ValueError(f"mesh.shape {shape} needs {math.prod(shape)} devices, have {len(devices)}")
-    return Mesh(np.asarray(devices).reshape(shape), AXES)
+    return Mesh(_device_grid(tuple(shape), devices), AXES)
+
+
+def _device_grid(shape: tuple[int, int], devices: list) -> np.ndarray:
+    """Devices laid out as `shape`: by the physical topology on TPU (jax's mesh_utils; a plain reshape on
+    CPU); on several TPU slices the `data` axis spans the slices (DCN) and `fsdp` stays inside one."""
+    slices = sorted({getattr(d, "slice_index", 0) for d in devices})
+    if len(slices) > 1:
+        if shape[0] % len(slices):
+            raise ValueError(f"mesh.shape {list(shape)}: the data axis must be a multiple of the "
+                             f"{len(slices)} TPU slices")
+        return mesh_utils.create_hybrid_device_mesh((shape[0] // len(slices), shape[1]), (len(slices), 1),
+                                                    devices)
+    return mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -1,10 +1,12 @@
 """Teacher feature cache: full-utterance hidden states in ArrayRecord, keyed by utterance id.
 
 Layout of a cache directory:
-- `features.array_record`: one record per utterance, msgpack `{"id": str, "features": [K, T, D]}`
+- `features.array_record` (one process) or `features-<p>-of-<P>.array_record` (process p of P, which
+  computed utterances p, p + P, ...): one record per utterance, msgpack `{"id": str, "features": [K, T, D]}`
   (K = number of cached layers, T = teacher frames of the whole utterance at the teacher rate);
 - `cache.json`: the identity `{"teacher": hash, "layers": [...], "frame_rate", "hop",
-  "receptive_field"}` plus `data`, `split`, `dtype`, `ids` (record order), `skipped`, `complete`.
+  "receptive_field"}` plus `data`, `split`, `dtype`, `ids` (all, shard by shard), `shards` (`[{"file",
+  "ids"}]` in record order), `skipped`, `complete`.
 Readers name the identity they expect and a mismatch is refused. Training crops the cached frames
 consistently with its audio crop (`crop_features`), so the cache does not depend on crop choices.
 """
@@ -14,9 +16,11 @@ import json
 import os
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 from absl import logging
 from flax import serialization
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from speechvae_jax import fileio
@@ -52,21 +56,56 @@ def check_identity(found: dict, expected: dict, where: str) -> None:
         raise ValueError(f"{where}: teacher feature cache does not match ({'; '.join(diffs)})")
 
 
-def _batches(teacher: Teacher, data_spec: str, split: str, batch_size: int, skips):
-    """Padded batches for layer-norm teachers; exact-length single utterances for group-norm ones
-    (their first conv normalises over the whole input, padding included)."""
+def _batches(teacher: Teacher, data_spec: str, split: str, batch_size: int, skips, pi: int, pc: int):
+    """This process's padded batches for layer-norm teachers; exact-length single utterances for
+    group-norm ones (their first conv normalises over the whole input, padding included)."""
     source = sources.open_nonempty(data_spec, split)
     if teacher.config.feat_extract_norm == "group":
-        return pipeline.utterance_batches(source, batch_size=1, bucket_samples=1, skips=skips)
-    return pipeline.utterance_batches(source, batch_size=batch_size, bucket_samples=16000, skips=skips)
+        batch_size, bucket = 1, 1
+    else:
+        bucket = 16000
+    return pipeline.utterance_batches(source, batch_size=batch_size, bucket_samples=bucket, skips=skips,
+                                      process_index=pi, process_count=pc)
+
+
+def _shard_file(pi: int, pc: int) -> str:
+    return RECORDS_FILE if pc == 1 else f"features-{pi:05d}-of-{pc:05d}.array_record"
+
+
+def _write_shard(teacher: Teacher, layers: list[int], data_spec: str, split: str, path: str, *,
+                 batch_size: int, dtype: str, pi: int, pc: int) -> tuple[list[str], int]:
+    """Write this process's utterances (p, p + P, ...) to `path` -> (ids in record order, skipped count)."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    skips = audio_lib.SkipLog(f"{data_spec}[{split}]")
+    writer = ArrayRecordWriter(path, "group_size:1")
+    ids: list[str] = []
+    with tqdm(desc=f"teacher cache {split}" + (f" p{pi}" if pc > 1 else ""), unit="utt") as bar:
+        for batch in _batches(teacher, data_spec, split, batch_size, skips, pi, pc):
+            hidden = teacher.hidden_states(batch["audio"], batch["mask"])
+            chosen = np.stack([np.asarray(hidden[layer]) for layer in layers], axis=1)  # [b,K,T,D]
+            lengths = batch["mask"].sum(1).astype(int)
+            for row, uid, n in zip(chosen, batch["ids"], lengths):
+                feats = row[:, :teacher.config.num_frames(int(n))].astype(dtype)
+                writer.write(serialization.msgpack_serialize({"id": uid, "features": feats}))
+                ids.append(uid)
+            bar.update(len(batch["ids"]))
+    writer.close()
+    if len(skips):
+        logging.warning(skips.summary())
+    return ids, len(skips)
+
+
+def _sync(pc: int, what: str) -> None:
+    if pc > 1:
+        multihost_utils.sync_global_devices(what)
 
 
 def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, layers=None, *,
                 batch_size: int = 8, dtype: str = "float32") -> str:
     """Compute and store the teacher's `layers` (default: its default layer) for every utterance of
-    `data_spec[split]`. A complete cache with the same identity is kept; a different one is refused."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
+    `data_spec[split]`. A complete cache with the same identity is kept; a different one is refused.
+    With several processes each computes its share (utterances p, p + P, ...) into its own shard."""
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r}: use float32 or float16")
     out_dir = fileio.require_local(out_dir, "teacher cache")
@@ -84,28 +123,30 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
             raise ValueError(f"{out_dir}: holds a cache of {meta.get('data')}[{meta.get('split')}], "
                              f"not {data_spec}[{split}]; use another --out")
     os.makedirs(out_dir, exist_ok=True)
-    skips = audio_lib.SkipLog(f"{data_spec}[{split}]")
-    writer = ArrayRecordWriter(os.path.join(out_dir, RECORDS_FILE), "group_size:1")
-    ids: list[str] = []
-    with tqdm(desc=f"teacher cache {split}", unit="utt") as bar:
-        for batch in _batches(teacher, data_spec, split, batch_size, skips):
-            hidden = teacher.hidden_states(batch["audio"], batch["mask"])
-            chosen = np.stack([np.asarray(hidden[layer]) for layer in identity["layers"]], axis=1)  # [b,K,T,D]
-            lengths = batch["mask"].sum(1).astype(int)
-            for row, uid, n in zip(chosen, batch["ids"], lengths):
-                feats = row[:, :teacher.config.num_frames(int(n))].astype(dtype)
-                writer.write(serialization.msgpack_serialize({"id": uid, "features": feats}))
-                ids.append(uid)
-            bar.update(len(batch["ids"]))
-    writer.close()
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{data_spec}[{split}]: duplicate utterance ids; the cache needs unique ids")
-    if len(skips):
-        logging.warning(skips.summary())
-    meta = {**identity, "data": data_spec, "split": split, "dtype": dtype, "ids": ids,
-            "skipped": len(skips), "complete": True}
-    fileio.atomic_write_json(meta_path, meta)
-    print(f"teacher feature cache: {len(ids)} utterances ({len(skips)} skipped) -> {out_dir}")
+    pi, pc = jax.process_index(), jax.process_count()
+    shard = _shard_file(pi, pc)
+    ids, skipped = _write_shard(teacher, identity["layers"], data_spec, split, os.path.join(out_dir, shard),
+                                batch_size=batch_size, dtype=dtype, pi=pi, pc=pc)
+    part = os.path.join(out_dir, f"part-{pi:05d}-of-{pc:05d}.json")
+    fileio.atomic_write_json(part, {"file": shard, "ids": ids, "skipped": skipped})
+    _sync(pc, "speechvae teacher cache: all shards written")
+    if pi == 0:
+        parts = [os.path.join(out_dir, f"part-{p:05d}-of-{pc:05d}.json") for p in range(pc)]
+        shards = []
+        for path in parts:
+            with open(path) as f:
+                shards.append(json.load(f))
+        all_ids = [uid for sh in shards for uid in sh["ids"]]
+        if len(set(all_ids)) != len(all_ids):
+            raise ValueError(f"{data_spec}[{split}]: duplicate utterance ids; the cache needs unique ids")
+        meta = {**identity, "data": data_spec, "split": split, "dtype": dtype, "ids": all_ids,
+                "shards": [{"file": sh["file"], "ids": sh["ids"]} for sh in shards],
+                "skipped": sum(sh["skipped"] for sh in shards), "complete": True}
+        fileio.atomic_write_json(meta_path, meta)
+        for path in parts:
+            os.remove(path)
+        print(f"teacher feature cache: {len(all_ids)} utterances ({meta['skipped']} skipped) -> {out_dir}")
+    _sync(pc, "speechvae teacher cache: cache.json written")
     return out_dir
 
 
@@ -125,37 +166,39 @@ class FeatureCache:
         self.directory = directory
         self.identity = {k: self.meta[k] for k in IDENTITY_KEYS}
         self.ids = list(self.meta["ids"])
-        self._index = {uid: i for i, uid in enumerate(self.ids)}
-        self._reader = None
+        shards = self.meta.get("shards") or [{"file": RECORDS_FILE, "ids": self.ids}]
+        self._files = [sh["file"] for sh in shards]
+        self._where = {uid: (k, i) for k, sh in enumerate(shards) for i, uid in enumerate(sh["ids"])}
+        self._readers: dict = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __contains__(self, uid: str) -> bool:
-        return uid in self._index
+        return uid in self._where
 
-    def _records(self):
-        if self._reader is None:
+    def _records(self, k: int):
+        if k not in self._readers:
             from array_record.python.array_record_module import ArrayRecordReader
-            self._reader = ArrayRecordReader(os.path.join(self.directory, RECORDS_FILE))
-        return self._reader
+            self._readers[k] = ArrayRecordReader(os.path.join(self.directory, self._files[k]))
+        return self._readers[k]
 
     def lookup(self, ids: Sequence[str]) -> list[np.ndarray]:
         """Features [K, T, D] (float32) of each utterance id; an unknown id is a KeyError naming it."""
-        missing = [uid for uid in ids if uid not in self._index]
+        missing = [uid for uid in ids if uid not in self._where]
         if missing:
             raise KeyError(f"{self.directory}: no cached features for ids {missing[:5]}")
-        raw = self._records().read([self._index[uid] for uid in ids])
         out = []
-        for uid, blob in zip(ids, raw):
-            rec = serialization.msgpack_restore(blob)
+        for uid in ids:
+            k, i = self._where[uid]
+            rec = serialization.msgpack_restore(self._records(k).read([i])[0])
             if rec["id"] != uid:
                 raise ValueError(f"{self.directory}: record for {uid!r} holds {rec['id']!r}; the cache is corrupt")
             out.append(np.asarray(rec["features"], np.float32))
         return out
 
     def __getstate__(self):  # picklable for Grain workers: reopen lazily
-        return {**self.__dict__, "_reader": None}
+        return {**self.__dict__, "_readers": {}}
 
 
 def crop_features(features: np.ndarray, sample_offset: int, num_samples: int, hop: int = 320,

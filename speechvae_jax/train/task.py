@@ -95,12 +95,15 @@ def _sample_writer(m: Modules, mesh, count: int):
     """(state, step, logger) -> None: EMA reconstructions of the first validation crops, as wavs and a
     spectrogram figure under RUN/samples/step_N/."""
     batch = validation_batches(m.config, mesh, 1)[0]
-    fn = jax.jit(lambda p, a, k: steps.generate(m, p, a, k, None))
+    # replicated outputs: every process holds the whole batch (process 0 writes it)
+    fn = jax.jit(lambda p, b: (b["audio"] * b["mask"], steps.generate(m, p, b["audio"], b["mask"], None)),
+                 out_shardings=mesh_lib.replicated(mesh))
     sr = int(m.config.data.sample_rate)
 
     def write(state, step: int, logger) -> None:
-        recon = np.asarray(jax.device_get(fn(state["ema"]["vae"], batch["audio"], batch["mask"])))
-        orig = np.asarray(jax.device_get(batch["audio"] * batch["mask"]))
+        orig, recon = (np.asarray(x) for x in jax.device_get(fn(state["ema"]["vae"], batch)))
+        if not logger.enabled:  # the computation above is collective; only process 0 writes
+            return
         pairs = []
         for i in range(min(count, orig.shape[0])):
             logger.audio(step, f"{i}_orig", orig[i], sr)

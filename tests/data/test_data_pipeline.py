@@ -105,6 +105,23 @@ def test_per_process_shards_are_disjoint_and_complete(labelled_folder):
                                process_count=2)
 
 
+def test_process_batches_put_together_are_the_one_process_batches(labelled_folder, tmp_path):
+    """Crop for crop: process i's batch is rows [i*b, (i+1)*b) of the one-process global batch."""
+    for k in range(12):  # ramps, so a crop's start shows in its samples
+        n = 1200 if k == 11 else 3000 + 500 * k
+        sf.write(tmp_path / f"clip{k:02d}.wav", (k + 1) / 100 + np.arange(n, dtype=np.float32) * 1e-5, 16000,
+                 subtype="FLOAT")
+    one = iter(pipeline.train_dataset(labelled_folder, global_batch_size=6, seed=2, process_index=0,
+                                      process_count=1))
+    three = [iter(pipeline.train_dataset(labelled_folder, global_batch_size=6, seed=2, process_index=pid,
+                                         process_count=3)) for pid in range(3)]
+    for _ in range(5):  # past an epoch boundary (12 clips = 2 global batches)
+        want = next(one)
+        parts = [next(it) for it in three]
+        for key in ("audio", "mask"):
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), want[key])
+
+
 @pytest.mark.slow
 def test_worker_processes_give_the_same_batches_and_restore(tiny_corpus):
     cfg = pipeline.default_data_config()
