@@ -52,5 +52,5 @@ Outputs:
   training run                     $OUT/run   (config.json, checkpoints/, metrics.jsonl, tb/, samples/)
   exported latents                 $OUT/run/export/{train,valid,test}   (manifest.json + shards)
   TTS run                          $OUT/run/tts   (checkpoints/, metrics.jsonl, samples/)
-  evaluation report                $OUT/run/eval/report.md  (report.json, plots *.png, generation_*.wav)
+  evaluation report                $OUT/run/eval/report.md  (report.json, plots *.png, generation/*.wav)
 MSG
