@@ -66,7 +66,9 @@ class ConvNeXtBlock(nn.Module):
                     param_dtype=jnp.float32)(x * m)
         y = _dense(c * self.mult, self.dtype)(_norm()(y).astype(self.dtype))
         y = nn.gelu(y).astype(jnp.float32) * m
-        gx = jnp.sqrt(jnp.sum(y ** 2, axis=1, keepdims=True))            # [B, 1, C*mult]
+        # [B, 1, C*mult]; the epsilon keeps the gradient finite for an all-zero channel (a row whose text
+        # was dropped for guidance: d sqrt(s) / ds is infinite at s = 0)
+        gx = jnp.sqrt(jnp.sum(y ** 2, axis=1, keepdims=True) + 1e-12)
         nx = gx / (jnp.mean(gx, axis=-1, keepdims=True) + 1e-6)
         gamma = self.param("grn_gamma", nn.initializers.zeros, (c * self.mult,), jnp.float32)
         beta = self.param("grn_beta", nn.initializers.zeros, (c * self.mult,), jnp.float32)

@@ -63,6 +63,22 @@ def test_conditioning_reaches_the_output_and_drops_remove_it(small):
     np.testing.assert_allclose(apply(tokens=other_tokens, drop_text=drop), apply(drop_text=drop), atol=1e-6)
 
 
+def test_gradients_are_finite_when_a_row_has_no_text(small):
+    # Text dropped for guidance (or all FILLER) leaves every channel of the text ConvNeXt at zero for that
+    # row; the response norm's sqrt must not turn that into NaN gradients (the demo's TTS diverged on it).
+    model, _, params, inp = small
+    params = perturbed(params)
+
+    def loss(p, **kw):
+        return jnp.sum(model.apply({"params": p}, **{**inp, **kw}) ** 2)
+
+    for kw in ({"drop_text": jnp.array([True, False])}, {"tokens": jnp.zeros_like(inp["tokens"])}):
+        grads = jax.grad(loss)(params, **kw)
+        bad = [jax.tree_util.keystr(k) for k, g in jax.tree_util.tree_leaves_with_path(grads)
+               if not np.isfinite(np.asarray(g)).all()]
+        assert not bad, (kw, bad[:3])
+
+
 def test_bad_heads_are_reported():
     with pytest.raises(ValueError, match="heads"):
         jax.eval_shape(DiT(**{**SMALL, "heads": 3}).init, jax.random.key(0), **dit_inputs())
