@@ -39,12 +39,23 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _section_keys(config: dict, sections) -> dict:
+    return {k: v for k, v in _flat(json.loads(json.dumps(config))).items() if k.split(".")[0] in sections}
+
+
 def config_differences(saved: dict, current: dict, sections) -> list[str]:
-    """'key (old -> new)' for every key of `sections` that differs (compared as JSON)."""
-    saved, current = json.loads(json.dumps(saved)), json.loads(json.dumps(current))
-    a = {k: v for k, v in _flat(saved).items() if k.split(".")[0] in sections}
-    b = {k: v for k, v in _flat(current).items() if k.split(".")[0] in sections}
-    return [f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    """'key (old -> new)' for every key of `sections` that the saved config has and the current one
+    changes or lacks (compared as JSON). Keys the saved config lacks are `added_keys`, not differences:
+    a run saved before a key existed resumes with the key's current value (code that reads a saved
+    config gives such keys the behaviour the run was trained with)."""
+    a, b = _section_keys(saved, sections), _section_keys(current, sections)
+    return [f"{k} ({a[k]!r} -> {b.get(k)!r})" for k in sorted(a) if a[k] != b.get(k)]
+
+
+def added_keys(saved: dict, current: dict, sections) -> list[str]:
+    """Keys of `sections` in the current config that the saved one does not have."""
+    a = _section_keys(saved, sections)
+    return sorted(k for k in _section_keys(current, sections) if k not in a)
 
 
 def load_config(workdir: str) -> ConfigDict:
@@ -83,7 +94,12 @@ class RunDir:
         path = self.path / CONFIG_FILE
         if not path.exists():
             return
-        diff = config_differences(json.loads(path.read_text()), config.to_dict(), sections)
+        saved = json.loads(path.read_text())
+        diff = config_differences(saved, config.to_dict(), sections)
+        added = added_keys(saved, config.to_dict(), sections)
+        if added and not diff:
+            logging.warning("%s was saved before these config keys existed; resuming with their current values: %s",
+                            self.path, ", ".join(added))
         if diff:
             raise ValueError(f"{self.path} holds a run with a different config; these keys differ: "
                              + ", ".join(diff) + ". Use a new --workdir, or the same config to resume.")

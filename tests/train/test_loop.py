@@ -97,6 +97,11 @@ def test_resume_refuses_changed_model_config():
                                           FROZEN_SECTIONS)
     assert rundir.config_differences(saved, {"model": {"latent_dim": 32}, "train": {"num_steps": 10}},
                                      FROZEN_SECTIONS) == ["model.latent_dim (64 -> 32)"]
+    # A key added since the run was saved is not a difference (the run resumes with its value); a removed one is.
+    newer = {"model": {"latent_dim": 64, "decoder": {"kind": "bigvgan"}}, "train": {"num_steps": 10}}
+    assert not rundir.config_differences(saved, newer, FROZEN_SECTIONS)
+    assert rundir.added_keys(saved, newer, FROZEN_SECTIONS) == ["model.decoder.kind"]
+    assert rundir.config_differences(newer, saved, FROZEN_SECTIONS) == ["model.decoder.kind ('bigvgan' -> None)"]
 
 
 def _cli(*args, timeout=120):
