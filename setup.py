@@ -50,7 +50,8 @@ EXTRAS = {
     "torch": ["torch==2.13.0", "transformers==5.24.0"],
     # The TensorBoard viewer (`tensorboard --logdir RUN/tb`); it still imports pkg_resources.
     "tb": ["tensorboard==2.20.0", "setuptools<81"],
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6"],
+    # jupytext and IPython: the notebooks (paired with their .py sources) and their tests.
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6", "jupytext==1.19.6", "ipython==9.18.1"],
 }
 
 setup(
