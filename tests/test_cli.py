@@ -131,6 +131,24 @@ def test_console_script_exit_code_and_no_traceback():
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.strip().startswith("error:")
 
 
+@pytest.mark.parametrize("env_dir", [None, "from_env"])
+def test_commands_use_the_persistent_compile_cache(tmp_path, env_dir):
+    """The cache is set after the config modules have imported JAX (an environment default set then
+    would be ignored): ~/.cache/speechvae_jax/xla, or JAX_COMPILATION_CACHE_DIR when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_PERSISTENT_CACHE")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.update(HOME=str(tmp_path), JAX_PLATFORMS="cpu")
+    expect = str(tmp_path / ".cache" / "speechvae_jax" / "xla")
+    if env_dir:
+        env["JAX_COMPILATION_CACHE_DIR"] = expect = str(tmp_path / env_dir)
+    code = ("import sys, jax; from speechvae_jax import cli; assert 'jax' in sys.modules; "
+            "cli._setup_environment(False); "
+            "print(jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [expect, "2.0"]
+
+
 def test_evaluate_protocol_config_is_optional_and_checked(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "evaluate", "--help")
     assert code == 0 and "configs/eval.py[:PRESET]" in out and "--axes" in out

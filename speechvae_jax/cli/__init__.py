@@ -2,8 +2,8 @@
 
 `speechvae` or `speechvae --help` lists the commands; `speechvae COMMAND --help` lists that command's
 own flags with an example. Errors a user can fix print one `error:` line and exit non-zero; add
-`--verbose` for library logs and tracebacks. Commands import their modules only when they run, so
-help and argument errors answer at once (before JAX loads).
+`--verbose` for library logs and tracebacks. Commands import their heavy modules (models, training,
+evaluation) only when they run, so help and argument errors answer within a few seconds.
 """
 from __future__ import annotations
 
@@ -49,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_environment(verbose: bool) -> None:
     """Persistent XLA compile cache, quiet C++ logs, absl/Python logging at WARNING (INFO with
     --verbose); Orbax's expected chatter is dropped unless --verbose."""
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                          os.path.join(os.path.expanduser("~"), ".cache", "speechvae_jax", "xla"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import jax  # already loaded by the config modules, so set the cache through jax.config, not the env
+
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "speechvae_jax", "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")))
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)

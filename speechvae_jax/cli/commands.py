@@ -1,7 +1,7 @@
 """The commands of `speechvae`: each one's flags, help, example and handler.
 
 A handler takes the parsed arguments and returns an exit code (None = 0). Library modules are imported
-inside handlers so that `--help` and usage errors answer before JAX loads.
+inside handlers so that `--help` and usage errors answer without building models or compiling.
 """
 from __future__ import annotations
 
