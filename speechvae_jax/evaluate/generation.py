@@ -217,5 +217,6 @@ def _write_examples(eval_dir: str, pairs: list[tuple[dict, dict]], real: dict, s
         sf.write(path, np.clip(speech[t["id"]], -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
         names.append(os.path.relpath(path, eval_dir))
     png = plots.spectrogram_pairs([(t["id"], real[t["id"]], speech[t["id"]]) for _, t in pairs],
-                                  os.path.join(eval_dir, "generation_spectrograms.png"))
+                                  os.path.join(eval_dir, "generation_spectrograms.png"),
+                                  labels=("recording", "generated"))
     return names + [os.path.basename(png)]

@@ -10,9 +10,11 @@ import numpy as np  # noqa: E402
 from speechvae_jax.dsp import figures  # noqa: E402
 
 
-def spectrogram_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: str) -> str:
-    """One row per (id, original [N], reconstruction [N]): log-mel side by side. Returns path."""
-    fig = figures.spectrogram_pairs(pairs)
+def spectrogram_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: str,
+                      labels: tuple[str, str] = ("original", "reconstruction")) -> str:
+    """One row per (id, reference [N], estimate [M]): log-mel side by side, columns titled by
+    `labels`. Returns path."""
+    fig = figures.spectrogram_pairs(pairs, labels=labels)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

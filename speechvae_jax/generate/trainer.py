@@ -172,7 +172,7 @@ def _sample_writer(m: Modules, count: int):
             logger.audio(step, f"{i}_generated", audio, SAMPLE_RATE)
         fig = figures.spectrogram_pairs([(t["text"][:48], ref, gen) for (_, t), ref, gen
                                          in zip(pairs, references, generated)], SAMPLE_RATE,
-                                        title=f"step {step}: VAE resynthesis (left), generated (right)")
+                                        title=f"step {step}", labels=("VAE resynthesis", "generated"))
         logger.figure(step, "spectrograms", fig)
         plt.close(fig)
     return write
