@@ -145,6 +145,7 @@ class _Steps:
                 return None
             logging.info("compiled the '%s' step in %.1f s (%s)", kind, time.time() - t0,
                          "fused" if self.fused else "grads + apply")
+            mesh_lib.wait_for_processes(f"speechvae: compiled the '{kind}' step")
             self.compiled[kind] = fn
         return self.compiled[kind]
 

@@ -85,3 +85,16 @@ def global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, ja
     sharding = batch_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in local_batch.items()}
+
+
+def wait_for_processes(name: str, timeout_s: float = 3600.0) -> None:
+    """Block until every process reaches the barrier `name` (the coordination service's, not a device
+    collective); no-op in one process. On CPU hosts a computation's first run across processes sets up
+    its Gloo communicators with a fixed 30 s deadline, so processes that finish compiling it minutes
+    apart (several processes sharing cores) meet here before running it."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the coordination-service client that jax.distributed set up
+
+    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
+

@@ -37,6 +37,7 @@ def vae_config(size: str, variant: str) -> ConfigDict:
     c.optim.disc_lr = 1e-4
     c.optim.b1 = 0.8
     c.optim.b2 = 0.99
+    c.optim.eps = 1e-8             # Adam's denominator floor
     c.optim.weight_decay = 0.01
     c.optim.decay = 0.999996       # exponential lr decay per update
     c.optim.clip_norm = 0.0        # global-norm clipping; 0 = off

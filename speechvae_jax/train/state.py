@@ -30,7 +30,8 @@ def make_optimizer(optim: ConfigDict, lr: float) -> optax.GradientTransformation
     """AdamW with per-step exponential decay, after global-norm clipping (0 = no clipping)."""
     schedule = optax.exponential_decay(lr, transition_steps=1, decay_rate=optim.decay)
     parts = [optax.clip_by_global_norm(optim.clip_norm)] if optim.clip_norm > 0 else []
-    parts.append(optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay))
+    parts.append(optax.adamw(schedule, b1=optim.b1, b2=optim.b2, eps=optim.get("eps", 1e-8),  # runs saved
+                             weight_decay=optim.weight_decay))                            # before eps: 1e-8
     return optax.chain(*parts)
 
 
