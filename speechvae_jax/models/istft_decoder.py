@@ -61,18 +61,32 @@ class ISTFTDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z):
-        stft_hop = self.hop // self.upsample
-        x = conv1d(self.dim, 7, dtype=self.dtype, name="embed")(z.astype(self.dtype))
-        if self.upsample > 1:
-            x = SubPixelUpsample(self.dim, self.upsample, 2 * self.upsample, self.dtype, None, name="upsample")(x)
-        x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, param_dtype=jnp.float32)(x)
-        for _ in range(self.num_blocks):
-            x = ConvNeXtBlock(self.intermediate, self.kernel_size, 1.0 / self.num_blocks, self.dtype)(x)
-        x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, param_dtype=jnp.float32)(x)
+        x = frame_trunk(self, z)
         bins = self.n_fft // 2 + 1 - ZERO_BINS
-        out = nn.Dense(2 * bins, dtype=jnp.float32, param_dtype=jnp.float32, name="head")(x.astype(jnp.float32))
-        log_mag, phase = out[..., :bins], out[..., bins:]
-        mag = jnp.exp(jnp.minimum(log_mag, MAX_LOG_MAGNITUDE))
-        spec = jnp.pad(mag * jnp.exp(1j * phase), ((0, 0), (0, 0), (ZERO_BINS, 0)))
-        audio = istft(spec, self.n_fft, stft_hop, length=z.shape[1] * self.hop)
-        return jnp.tanh(audio)
+        out = nn.Dense(2 * bins, dtype=jnp.float32, param_dtype=jnp.float32, name="head")(x)
+        return synthesize(self, magnitude_phase(out[..., :bins], out[..., bins:]), z.shape[1])
+
+
+def frame_trunk(dec: nn.Module, z):
+    """The frame-rate trunk, built inside `dec`'s compact method (its fields hop, dim, intermediate,
+    num_blocks, upsample, kernel_size, dtype): z [B, T, L] -> float32 [B, T * upsample, dim]."""
+    x = conv1d(dec.dim, 7, dtype=dec.dtype, name="embed")(z.astype(dec.dtype))
+    if dec.upsample > 1:
+        x = SubPixelUpsample(dec.dim, dec.upsample, 2 * dec.upsample, dec.dtype, None, name="upsample")(x)
+    x = nn.LayerNorm(epsilon=1e-6, dtype=dec.dtype, param_dtype=jnp.float32)(x)
+    for _ in range(dec.num_blocks):
+        x = ConvNeXtBlock(dec.intermediate, dec.kernel_size, 1.0 / dec.num_blocks, dec.dtype)(x)
+    x = nn.LayerNorm(epsilon=1e-6, dtype=dec.dtype, param_dtype=jnp.float32)(x)
+    return x.astype(jnp.float32)
+
+
+def magnitude_phase(log_mag, phase):
+    """Predicted bins [B, F, n_fft // 2 + 1 - ZERO_BINS] -> complex64: capped magnitude times e^(i phase)."""
+    return jnp.exp(jnp.minimum(log_mag, MAX_LOG_MAGNITUDE)) * jnp.exp(1j * phase)
+
+
+def synthesize(dec: nn.Module, bins, num_frames: int):
+    """complex bins above the ZERO_BINS [B, T * upsample, K] -> tanh(istft) float32 [B, num_frames * hop]."""
+    spec = jnp.pad(bins, ((0, 0), (0, 0), (ZERO_BINS, 0)))
+    audio = istft(spec, dec.n_fft, dec.hop // dec.upsample, length=num_frames * dec.hop)
+    return jnp.tanh(audio)

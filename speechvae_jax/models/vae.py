@@ -1,8 +1,9 @@
 """SpeechVAE: DAC-style encoder + VAE bottleneck + decoder, configured by the `model` ConfigDict.
 
-`model.decoder.kind` picks the decoder: "bigvgan" (the release's, models/decoder.py) or "istft" (a
+`model.decoder.kind` picks the decoder: "bigvgan" (the release's, models/decoder.py), "istft" (a
 frame-rate ConvNeXt decoder with an inverse-STFT head, models/istft_decoder.py, settings in
-`model.decoder.istft`).
+`model.decoder.istft`) or "harmonic" (the same plus a harmonic source driven by a predicted f0,
+models/harmonic_decoder.py, settings in `model.decoder.istft` and `model.decoder.harmonic`).
 
 `encode` gives the posterior (mean, sigma); training calls its two halves `encode_features` and
 `encode_head` (the adaptive-weighting anchor sits between them) and `decode` through
@@ -18,9 +19,10 @@ from ml_collections import ConfigDict
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.decoder import Decoder
 from speechvae_jax.models.encoder import Encoder
+from speechvae_jax.models.harmonic_decoder import HarmonicDecoder
 from speechvae_jax.models.istft_decoder import ISTFTDecoder
 
-DECODER_KINDS = ("bigvgan", "istft")
+DECODER_KINDS = ("bigvgan", "istft", "harmonic")
 
 
 def decoder_kind(cfg: ConfigDict) -> str:
@@ -36,7 +38,12 @@ def check_model_config(cfg: ConfigDict) -> None:
     enc_hop = math.prod(cfg.encoder.strides)
     if enc_hop != cfg.hop:
         raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop}")
-    if kind == "istft":
+    if kind == "harmonic":
+        har = cfg.decoder.harmonic
+        if not 0 < har.f0_min < har.f0_max <= cfg.sample_rate / 2:
+            raise ValueError(f"model.decoder.harmonic: need 0 < f0_min < f0_max <= sample_rate / 2, got "
+                             f"f0_min={har.f0_min}, f0_max={har.f0_max}")
+    if kind in ("istft", "harmonic"):
         ist = cfg.decoder.istft
         if ist.upsample < 1 or cfg.hop % ist.upsample:
             raise ValueError(f"model.decoder.istft.upsample={ist.upsample} must divide model.hop={cfg.hop}")
@@ -53,11 +60,14 @@ def check_model_config(cfg: ConfigDict) -> None:
 
 def make_decoder(cfg: ConfigDict, dtype, trunk_init: str) -> nn.Module:
     """The decoder module `model.decoder.kind` names (cfg is the `model` section, already checked)."""
-    dec = cfg.decoder
-    if decoder_kind(cfg) == "istft":
-        ist = dec.istft
+    dec, kind = cfg.decoder, decoder_kind(cfg)
+    ist = dec.get("istft")
+    if kind == "istft":
         return ISTFTDecoder(cfg.hop, ist.dim, ist.intermediate, ist.num_blocks, ist.upsample, ist.n_fft,
                             ist.kernel_size, dtype)
+    if kind == "harmonic":
+        return HarmonicDecoder(cfg.hop, ist.dim, ist.intermediate, ist.num_blocks, ist.upsample, ist.n_fft,
+                               cfg.sample_rate, dec.harmonic.f0_min, dec.harmonic.f0_max, ist.kernel_size, dtype)
     return Decoder(dec.initial_channels, tuple(dec.upsample_rates), tuple(dec.upsample_kernel_sizes),
                    tuple(dec.resblock_kernel_sizes), tuple(dec.resblock_dilations), dec.upsample,
                    dtype, trunk_init, dec.get("anti_alias", False), dec.get("weight_norm", False),
@@ -91,9 +101,16 @@ class SpeechVAE(nn.Module):
         """audio [B, N] -> (mean, sigma) float32 [B, ceil(N / hop), latent_dim]: the posterior."""
         return bottleneck.posterior(self.encode_head(self.encode_features(audio)))
 
-    def decode(self, z):
-        """z [B, T, latent_dim] -> audio float32 [B, T * hop]."""
-        return self.decoder(z)
+    def decode(self, z, f0_override=None):
+        """z [B, T, latent_dim] -> audio float32 [B, T * hop]; `f0_override` for the "harmonic"
+        decoder only (models/harmonic_decoder.py)."""
+        if f0_override is None:
+            return self.decoder(z)
+        return self.decoder(z, f0_override=f0_override)
+
+    def decode_pitch(self, z):
+        """z [B, T, latent_dim] -> log f0 [B, T * upsample] (the "harmonic" decoder only)."""
+        return self.decoder.pitch(z)
 
     def __call__(self, audio, rng_sample: bool = False):
         """audio [B, N] -> (reconstruction [B, T * hop], mean [B, T, L], sigma [B, T, L]).
