@@ -47,7 +47,7 @@ def model_config(size: str) -> ConfigDict:
                     "scale_bias_init": 0.0 if paper else -3.0,
                     # DAC's closing conv k=3 (2048 -> 2048) before `last`; weight norm on every conv but `last`
                     "final_conv": paper, "weight_norm": paper},
-        "decoder": {"kind": "bigvgan",   # or "istft" (models/vae.py DECODER_KINDS)
+        "decoder": {"kind": "bigvgan",   # or "istft", "harmonic" (models/vae.py DECODER_KINDS)
                     # BigVGAN (kind "bigvgan")
                     "initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),
                     "upsample_kernel_sizes": (10, 10, 8, 8),
@@ -59,7 +59,9 @@ def model_config(size: str) -> ConfigDict:
                     "full_lengths": paper,
                     # frame-rate ConvNeXt + inverse STFT (kind "istft"): STFT hop = hop / upsample
                     "istft": {"dim": 512 if paper else 256, "intermediate": 1536 if paper else 768,
-                              "num_blocks": 8, "kernel_size": 7, "upsample": 2, "n_fft": 800}},
+                              "num_blocks": 8, "kernel_size": 7, "upsample": 2, "n_fft": 800},
+                    # kind "harmonic": the istft settings plus the range of its predicted f0 (Hz)
+                    "harmonic": {"f0_min": 60.0, "f0_max": 500.0}},
         "discriminators": discriminator_config(size),
     })
 
@@ -73,6 +75,9 @@ def loss_config(size: str) -> ConfigDict:
         "adversarial_weight": 0.1,
         "feature_matching_weight": 2.0,
         "kl_weight": 1e-3,
+        # the harmonic decoder's f0 head: L1 on log f0 against YIN on the target, over voiced frames;
+        # teacher_forcing: its excitation runs on the target's f0 (voiced frames) in training
+        "pitch": {"weight": 1.0, "yin_threshold": 0.3, "frame_length": 1024, "teacher_forcing": True},
         "stft": {"fft_sizes": (2048, 1024, 512, 256, 128, 64, 32), "hop_ratio": 0.25,
                  "perceptual_weighting": True},
     })

@@ -6,6 +6,9 @@ A branch is a group of losses computed together from one input and differentiate
   reads "stats":   fn(stats, ctx) -> {name: loss}, stats [B, T, 2L] = the encoder head's output
   reads "aligned": fn(stats, proj_params, ctx) -> {name: loss}, through the sampled latent and the
                    projection head, against the teacher frames in ctx
+  reads "pitch":   fn(stats, vae_params, ctx) -> {name: loss}, through the decoder's input
+                   (ctx["decoder_input"]) and a decoder head other than the waveform (the harmonic
+                   decoder's f0)
 
 Each loss enters the total as `weight * w * loss` where w = 1, or, for an `adaptive` branch, the
 adaptive weight ||dL_ref / dtheta|| / (||dL / dtheta|| + eps) at the encoder's last layer (theta), with
@@ -23,11 +26,14 @@ import jax
 import jax.numpy as jnp
 from ml_collections import ConfigDict
 
+from speechvae_jax.dsp.frames import frame_mask
+from speechvae_jax.dsp.pitch import yin
 from speechvae_jax.losses import adversarial, alignment, kl, spectral, weighting
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.projection import align_subspace
+from speechvae_jax.models.vae import decoder_kind
 
-READS = ("audio", "stats", "aligned")
+READS = ("audio", "stats", "aligned", "pitch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +88,29 @@ def _alignment_term(m, name: str, stats: jax.Array, proj: dict, ctx: dict) -> di
     return {name: terms[name]}
 
 
+def pitch_target(m, target: jax.Array, latent_frames: int) -> tuple[jax.Array, jax.Array] | None:
+    """YIN on the target [B, N] at the harmonic decoder's STFT frames: (f0 Hz, voiced) [B, F] with
+    F = latent_frames * upsample, or None when the decoder is not "harmonic"."""
+    mcfg = m.config.model
+    if decoder_kind(mcfg) != "harmonic":
+        return None
+    pcfg, har, up = m.config.loss.pitch, mcfg.decoder.harmonic, mcfg.decoder.istft.upsample
+    padded = jnp.pad(target, ((0, 0), (0, max(0, latent_frames * mcfg.hop - target.shape[1]))))
+    f0, voiced = yin(padded, mcfg.sample_rate, mcfg.hop // up, frame_length=pcfg.frame_length, fmin=har.f0_min,
+                     fmax=har.f0_max, threshold=pcfg.yin_threshold)
+    return f0[:, :latent_frames * up], voiced[:, :latent_frames * up]
+
+
+def _pitch_loss(m, stats: jax.Array, vae: dict, ctx: dict) -> dict[str, jax.Array]:
+    """Mean |log f0 - log f0_YIN(target)| over the target's voiced, unpadded STFT frames."""
+    log_f0 = m.vae.apply({"params": vae}, ctx["decoder_input"](stats), method="decode_pitch")
+    frames = log_f0.shape[1]
+    f0, voiced = ctx["pitch"]
+    mcfg = m.config.model
+    w = (voiced & frame_mask(ctx["mask"], frames, mcfg.hop // mcfg.decoder.istft.upsample)).astype(jnp.float32)
+    return {"pitch": jnp.sum(jnp.abs(log_f0 - jnp.log(f0)) * w) / jnp.maximum(jnp.sum(w), 1.0)}
+
+
 def generator_branches(m, *, gan: bool, step: jax.Array) -> list[Branch]:
     """The loss table of the generator step for the modules' config (`train.state.Modules`)."""
     cfg, lcfg = m.config, m.config.loss
@@ -91,6 +120,8 @@ def generator_branches(m, *, gan: bool, step: jax.Array) -> list[Branch]:
         Branch("stats", {"kl": lcfg.kl_weight},
                lambda st, ctx: {"kl": kl.vae_kl(*bottleneck.posterior(st), ctx["frame_mask"])}),
     ]
+    if decoder_kind(cfg.model) == "harmonic":
+        table.append(Branch("pitch", {"pitch": lcfg.pitch.weight}, functools.partial(_pitch_loss, m)))
     wave = {k: w for k, w in (("l1", lcfg.time_l1_weight), ("adv", lcfg.adversarial_weight if gan else 0.0),
                               ("fm", lcfg.feature_matching_weight if gan else 0.0)) if w > 0}
     if wave:

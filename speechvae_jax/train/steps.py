@@ -28,7 +28,7 @@ from speechvae_jax.losses import adversarial, spectral, weighting
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.projection import align_subspace
 from speechvae_jax.teachers.features import layer_indices, teacher_targets
-from speechvae_jax.train.branches import Branch, generator_branches, stft_loss
+from speechvae_jax.train.branches import Branch, generator_branches, pitch_target, stft_loss
 from speechvae_jax.train.state import Modules, ema_update
 
 Batch = dict[str, jax.Array]
@@ -88,7 +88,7 @@ class _Part(NamedTuple):
     g_proj: Any = None    # aligned branches: the projection head's
 
 
-def _differentiate(br: Branch, ctx: dict, y, stats, proj, dec_vjp) -> _Part:
+def _differentiate(br: Branch, ctx: dict, y, stats, gen: dict, dec_vjp) -> _Part:
     """A one-loss branch w.r.t. its raw loss (its weight and an adaptive weight scale the cotangents
     later); a several-loss branch w.r.t. its weighted sum."""
     single = len(br.weights) == 1
@@ -105,7 +105,12 @@ def _differentiate(br: Branch, ctx: dict, y, stats, proj, dec_vjp) -> _Part:
     if br.reads == "stats":
         (_, losses), g_stats = jax.value_and_grad(objective, has_aux=True)(stats)
         return _Part(br, losses, coef, g_stats)
-    (_, losses), (g_stats, g_proj) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(stats, proj)
+    if br.reads == "pitch":
+        (_, losses), (g_stats, g_vae) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
+            stats, gen["vae"])
+        return _Part(br, losses, coef, g_stats, g_vae=g_vae)
+    (_, losses), (g_stats, g_proj) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
+        stats, gen["proj"])
     return _Part(br, losses, coef, g_stats, g_proj=g_proj)
 
 
@@ -149,18 +154,25 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
         mean, sigma = bottleneck.posterior(st)
         return mean + sigma * eps
 
-    def decode(st, p):
+    def decoder_input(st):
         z = latent(st)
         if m.aligning and acfg.subspace_ratio < 1.0:
             _, z = align_subspace(z, acfg.subspace_ratio)
-        return m.vae.apply({"params": p}, z, method="decode").astype(jnp.float32)[:, :n] * mask
+        return z
+
+    pitch = pitch_target(m, audio * mask, stats.shape[1])
+    forced = pitch if pitch is not None and m.config.loss.pitch.teacher_forcing else None
+
+    def decode(st, p):
+        z = decoder_input(st)
+        return m.vae.apply({"params": p}, z, forced, method="decode").astype(jnp.float32)[:, :n] * mask
 
     y, dec_vjp = jax.vjp(decode, stats, gen["vae"])
     factors = (weighting.schedule_factors(acfg.schedule, step, m.config.train.num_steps)
                if m.aligning else None)
-    ctx = {"target": audio * mask, "mask": mask, "disc": disc, "latent": latent, "s": s, "s_low": s_low,
-           "frame_mask": fmask, "factors": factors}
-    parts = [_differentiate(br, ctx, y, stats, gen.get("proj"), dec_vjp)
+    ctx = {"target": audio * mask, "mask": mask, "disc": disc, "latent": latent, "decoder_input": decoder_input,
+           "pitch": pitch, "s": s, "s_low": s_low, "frame_mask": fmask, "factors": factors}
+    parts = [_differentiate(br, ctx, y, stats, gen, dec_vjp)
              for br in generator_branches(m, gan=gan, step=step)]
     coefs, metrics = _coefficients(parts, h, acfg)
     metrics.update({f"{p.branch.log_prefix}/{k}": v for p in parts for k, v in p.losses.items()
