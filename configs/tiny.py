@@ -4,7 +4,10 @@
       --config.data.source=corpus:demo_out/corpus --config.teacher.path=demo_out/teacher/teacher
 
 Variants as configs/paper.py (joint_marginal is the default; `none` trains without a teacher). The
-first `train.disc_start` steps are GAN-free (spectral + KL + alignment only), which gets intelligible
+decoder is the harmonic (source-filter) decoder, not the release's BigVGAN: at this budget BigVGAN
+reconstructs whisper and the harmonic decoder voiced speech (docs/training.md);
+`--config.model.decoder.kind=bigvgan` restores the release's family. The
+first `train.disc_start` steps are GAN-free (spectral + KL + alignment + f0 only), which gets intelligible
 reconstructions much sooner on a CPU. With the defaults the whole run is that GAN-free phase (the
 demo's 30-minute budget on 2 cores); `--config.train.num_steps=3500` adds 1500 steps of alternating
 generator / discriminator updates (MPD + CQT discriminators, LSGAN, feature matching).
@@ -16,6 +19,7 @@ def get_config(variant: str = "joint_marginal"):
     c = vae_config("tiny", variant)
     c.data.source = "corpus:demo_out/corpus"
     c.data.crop_samples = 8000          # 0.5 s crops (20 latent frames)
+    c.model.decoder.kind = "harmonic"   # models/harmonic_decoder.py; f0 loss settings in c.loss.pitch
     c.teacher.path = "demo_out/teacher/teacher"
     c.teacher.layer = 1             # the in-house teacher's best phoneme layer (docs/teachers.md)
     c.optim.lr = 1e-3
