@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 HEADS = ("linear", "mlp")
 
@@ -121,14 +122,18 @@ def _epoch_indices(n: int, steps: int, batch_size: int, seed: int) -> np.ndarray
     return order[:need].reshape(steps, batch_size)
 
 
+PROGRESS_CHUNKS = 10   # a probe's steps run as this many jitted scans, one progress-bar tick each
+
+
 @functools.cache
-def _trainer(loss_fn: Callable, lr: float, weight_decay: float) -> Callable:
-    """Jitted `(params, data, idx [steps, batch]) -> (params, losses [steps])`: AdamW on
-    `loss_fn(params, *batch)` in one scan. Cached, so seeds with equal shapes share a compilation."""
+def _trainer(loss_fn: Callable, lr: float, weight_decay: float) -> tuple[Callable, Callable]:
+    """(init, run): AdamW on `loss_fn(params, *batch)`; jitted `run((params, opt_state), data,
+    idx [steps, batch]) -> ((params, opt_state), losses [steps])` is one scan. Cached, so seeds with
+    equal shapes share a compilation."""
     opt = optax.adamw(lr, weight_decay=weight_decay)
 
     @jax.jit
-    def run(params, data, idx):
+    def run(carry, data, idx):
         def step(carry, batch_idx):
             p, s = carry
             batch = tuple(a[batch_idx] for a in data)
@@ -136,18 +141,27 @@ def _trainer(loss_fn: Callable, lr: float, weight_decay: float) -> Callable:
             updates, s = opt.update(grads, s, p)
             return (optax.apply_updates(p, updates), s), loss
 
-        (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), idx)
-        return p, losses
+        return jax.lax.scan(step, carry, idx)
 
-    return run
+    return opt.init, run
 
 
 def _fit(loss_fn: Callable, params: dict, data: tuple, idx: np.ndarray, lr: float,
-         weight_decay: float) -> tuple[dict, np.ndarray]:
-    """Train `params` on `loss_fn` over the index batches idx [steps, batch]; (params, losses)."""
-    params, losses = _trainer(loss_fn, float(lr), float(weight_decay))(
-        params, tuple(jnp.asarray(a) for a in data), jnp.asarray(idx))
-    return params, np.asarray(losses)
+         weight_decay: float, desc: str = "probe") -> tuple[dict, np.ndarray]:
+    """Train `params` on `loss_fn` over the index batches idx [steps, batch]; (params, losses).
+
+    The steps run in `PROGRESS_CHUNKS` near-equal scans (at most two shapes to compile) behind a
+    progress bar; the result equals one scan over all steps."""
+    init, run = _trainer(loss_fn, float(lr), float(weight_decay))
+    data = tuple(jnp.asarray(a) for a in data)
+    carry, losses = (params, init(params)), []
+    chunks = [c for c in np.array_split(np.asarray(idx), min(PROGRESS_CHUNKS, len(idx))) if len(c)]
+    with tqdm.tqdm(total=len(idx), desc=desc, unit="step", leave=False) as bar:
+        for chunk in chunks:
+            carry, chunk_losses = run(carry, data, jnp.asarray(chunk))
+            losses.append(np.asarray(chunk_losses))
+            bar.update(len(chunk))
+    return carry[0], np.concatenate(losses)
 
 
 @jax.jit
@@ -211,7 +225,7 @@ def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
     params = init_head(jax.random.PRNGKey(seed), train_x.shape[-1], num_classes, head, hidden,
                        num_layers=train_x.shape[1] if layered else 0)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
-    params, losses = _fit(_xent_loss, params, (xs, train_y), idx, lr, weight_decay)
+    params, losses = _fit(_xent_loss, params, (xs, train_y), idx, lr, weight_decay, "classifier probe")
     majority = np.bincount(train_y, minlength=num_classes).argmax()
     out = {
         "accuracy": float(np.mean(_predict(params, xt) == test_y)),
@@ -339,7 +353,8 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
     params = init_head(jax.random.PRNGKey(seed), in_dim, num_tokens + 1, head, hidden,
                        num_layers=xs.shape[2] if layered else 0)
     idx = _epoch_indices(len(xs), steps, min(batch_size, len(xs)), seed)
-    params, losses = _fit(_ctc_loss(int(context)), params, (xs, ms, ids, lpad), idx, lr, weight_decay)
+    params, losses = _fit(_ctc_loss(int(context)), params, (xs, ms, ids, lpad), idx, lr, weight_decay,
+                          "CTC probe")
 
     def error_rate(x, m, labels):
         best = np.concatenate([np.asarray(_ctc_argmax(params, jnp.asarray(x[i:i + 64]), jnp.asarray(m[i:i + 64]),

@@ -191,3 +191,19 @@ def test_layered_ctc_probe_decodes_toy_sequences():
                                  steps=300, batch_size=16, lr=1e-2, layered=True)
     assert out["error_rate"] < 0.15, out
     assert out["layer_weights"][1] > 0.5
+
+
+def test_training_in_progress_chunks_equals_one_scan():
+    """`_fit` runs the steps as several scans behind a progress bar; the result is one scan's."""
+    import jax
+    import jax.numpy as jnp
+
+    x, y = _clusters(300)
+    params = probes.init_head(jax.random.PRNGKey(0), 16, 4, "mlp", 32)
+    idx = probes._epoch_indices(300, 57, 32, 0)   # 57 steps: chunks of 5 and 6 steps
+    got, losses = probes._fit(probes._xent_loss, params, (x, y), idx, 3e-3, 1e-4)
+    init, run = probes._trainer(probes._xent_loss, 3e-3, 1e-4)
+    (want, _), want_losses = run((params, init(params)), (jnp.asarray(x), jnp.asarray(y)), jnp.asarray(idx))
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-6, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
