@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, fully offline (about 30 minutes on a 2-core CPU):
+# The main job on the embedded default, fully offline (about 40 minutes on a 2-core CPU):
 #   1. build the built-in multi-voice corpus        -> $OUT/corpus
 #   2. pretrain the in-house SSL teacher             -> $OUT/teacher/teacher
 #   3. train the tiny VAE with the proposed loss     -> $OUT/run   (joint-marginal + adaptive weights)
