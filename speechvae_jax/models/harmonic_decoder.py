@@ -62,8 +62,12 @@ def frames_to_samples(x, hop: int):
     return x[..., i0] * (1.0 - w) + x[..., i1] * w
 
 
+OUTPUTS = ("audio", "pitch", "both")
+
+
 class HarmonicDecoder(nn.Module):
-    """z [B, T, L] -> audio float32 [B, T * hop] in (-1, 1); `pitch(z)` -> log f0 [B, T * upsample]."""
+    """z [B, T, L] -> audio float32 [B, T * hop] in (-1, 1); `pitch(z)` -> log f0 [B, T * upsample];
+    `outputs="both"` -> (audio, log f0) from one pass of the trunk."""
     hop: int
     dim: int
     intermediate: int
@@ -77,15 +81,18 @@ class HarmonicDecoder(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z, pitch_only: bool = False, f0_override=None):
+    def __call__(self, z, f0_override=None, outputs: str = "audio"):
         """`f0_override` (f0 Hz, use) float32 / bool [B, T * upsample]: drive the excitation with the
-        given f0 where `use` (teacher forcing in training), the predicted one elsewhere."""
+        given f0 where `use` (teacher forcing in training), the predicted one elsewhere. `outputs`:
+        one of OUTPUTS."""
+        if outputs not in OUTPUTS:
+            raise ValueError(f"outputs must be one of {OUTPUTS}, got {outputs!r}")
         x = frame_trunk(self, z)
         bins = self.n_fft // 2 + 1 - ZERO_BINS
         lo, hi = math.log(self.f0_min), math.log(self.f0_max)
         log_f0 = lo + (hi - lo) * jax.nn.sigmoid(
             nn.Dense(1, dtype=jnp.float32, param_dtype=jnp.float32, name="pitch_head")(x)[..., 0])
-        if pitch_only:
+        if outputs == "pitch":
             return log_f0
         stft_hop = self.hop // self.upsample
         f0 = jnp.exp(log_f0)
@@ -98,8 +105,9 @@ class HarmonicDecoder(nn.Module):
                               bias_init=nn.initializers.constant(HARMONIC_FILTER_BIAS))(x)
         out = nn.Dense(2 * bins, dtype=jnp.float32, param_dtype=jnp.float32, name="head")(x)
         voiced = jnp.exp(jnp.minimum(log_filter, MAX_LOG_MAGNITUDE)) * source
-        return synthesize(self, voiced + magnitude_phase(out[..., :bins], out[..., bins:]), z.shape[1])
+        audio = synthesize(self, voiced + magnitude_phase(out[..., :bins], out[..., bins:]), z.shape[1])
+        return (audio, log_f0) if outputs == "both" else audio
 
     def pitch(self, z):
         """z [B, T, L] -> predicted log f0 float32 [B, T * upsample] (STFT frame f at f * hop / upsample)."""
-        return self(z, pitch_only=True)
+        return self(z, outputs="pitch")

@@ -108,6 +108,14 @@ class SpeechVAE(nn.Module):
             return self.decoder(z)
         return self.decoder(z, f0_override=f0_override)
 
+    def decode_outputs(self, z, f0_override=None):
+        """z [B, T, latent_dim] -> {"audio": float32 [B, T * hop]} and, for the "harmonic" decoder,
+        "log_f0": its predicted log f0 [B, T * upsample], both from one decoder pass (training)."""
+        if decoder_kind(self.cfg) != "harmonic":
+            return {"audio": self.decoder(z)}
+        audio, log_f0 = self.decoder(z, f0_override=f0_override, outputs="both")
+        return {"audio": audio, "log_f0": log_f0}
+
     def decode_pitch(self, z):
         """z [B, T, latent_dim] -> log f0 [B, T * upsample] (the "harmonic" decoder only)."""
         return self.decoder.pitch(z)

@@ -6,9 +6,8 @@ A branch is a group of losses computed together from one input and differentiate
   reads "stats":   fn(stats, ctx) -> {name: loss}, stats [B, T, 2L] = the encoder head's output
   reads "aligned": fn(stats, proj_params, ctx) -> {name: loss}, through the sampled latent and the
                    projection head, against the teacher frames in ctx
-  reads "pitch":   fn(stats, vae_params, ctx) -> {name: loss}, through the decoder's input
-                   (ctx["decoder_input"]) and a decoder head other than the waveform (the harmonic
-                   decoder's f0)
+  reads "pitch":   fn(log_f0, ctx) -> {name: loss}, log_f0 [B, F] = the harmonic decoder's f0 head,
+                   computed in the same decoder pass as y
 
 Each loss enters the total as `weight * w * loss` where w = 1, or, for an `adaptive` branch, the
 adaptive weight ||dL_ref / dtheta|| / (||dL / dtheta|| + eps) at the encoder's last layer (theta), with
@@ -34,6 +33,9 @@ from speechvae_jax.models.projection import align_subspace
 from speechvae_jax.models.vae import decoder_kind
 
 READS = ("audio", "stats", "aligned", "pitch")
+# Branches that read a decoder output (the key of `SpeechVAE.decode_outputs`): their cotangents are
+# summed and pulled back through the decoder together (train.steps).
+DECODED = {"audio": "audio", "pitch": "log_f0"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +103,8 @@ def pitch_target(m, target: jax.Array, latent_frames: int) -> tuple[jax.Array, j
     return f0[:, :latent_frames * up], voiced[:, :latent_frames * up]
 
 
-def _pitch_loss(m, stats: jax.Array, vae: dict, ctx: dict) -> dict[str, jax.Array]:
+def _pitch_loss(m, log_f0: jax.Array, ctx: dict) -> dict[str, jax.Array]:
     """Mean |log f0 - log f0_YIN(target)| over the target's voiced, unpadded STFT frames."""
-    log_f0 = m.vae.apply({"params": vae}, ctx["decoder_input"](stats), method="decode_pitch")
     frames = log_f0.shape[1]
     f0, voiced = ctx["pitch"]
     mcfg = m.config.model

@@ -8,10 +8,14 @@ layer (the adaptive-weighting anchor):
                                            +--> stats branches (KL)
                                            +--> projection --> aligned branches (vs teacher)
 
-Each branch of the table (`train.branches`) is differentiated w.r.t. its input once; an audio branch's
-cotangent goes back through the decoder once; the last layer's gradient of a term is `h^T g`
-(`losses.weighting.last_layer_grads`), which gives the adaptive weights almost for free; the weighted
-sum of the cotangents at `stats` is pulled back through the last layer and the trunk once.
+Each branch of the table (`train.branches`) is differentiated w.r.t. its input once. The branches that
+read a decoder output (the waveform, the harmonic decoder's f0) have their weighted cotangents summed
+and pulled back through the decoder in one pass, as one backward of the summed loss would; a branch
+whose own gradient at `stats` the adaptive weights need (the reference, an adaptive term) gets one
+more pass w.r.t. the decoder's input only (XLA drops its unused parameter gradient), unless it is the
+only decoded branch. The last layer's gradient of a term is `h^T g` (`losses.weighting.last_layer_grads`),
+which gives the adaptive weights almost for free; the weighted sum of the cotangents at `stats` is
+pulled back through the last layer and the trunk once.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from speechvae_jax.losses import adversarial, spectral, weighting
 from speechvae_jax.models import bottleneck
 from speechvae_jax.models.projection import align_subspace
 from speechvae_jax.teachers.features import layer_indices, teacher_targets
-from speechvae_jax.train.branches import Branch, generator_branches, pitch_target, stft_loss
+from speechvae_jax.train.branches import DECODED, Branch, generator_branches, pitch_target, stft_loss
 from speechvae_jax.train.state import Modules, ema_update
 
 Batch = dict[str, jax.Array]
@@ -83,12 +87,13 @@ class _Part(NamedTuple):
     branch: Branch
     losses: dict
     coef: float           # the loss's weight for a one-loss branch (differentiated raw), else 1
-    g_stats: Any
-    g_vae: Any = None     # audio branches: the decoder params' share
+    g_stats: Any          # at stats; decoded branches: None until pulled back through the decoder
+    g_out: Any = None     # decoded branches: {decoder output key: cotangent}
+    g_vae: Any = None     # decoded branches pulled back on their own: the decoder params' share
     g_proj: Any = None    # aligned branches: the projection head's
 
 
-def _differentiate(br: Branch, ctx: dict, y, stats, gen: dict, dec_vjp) -> _Part:
+def _differentiate(br: Branch, ctx: dict, out: dict, stats, gen: dict) -> _Part:
     """A one-loss branch w.r.t. its raw loss (its weight and an adaptive weight scale the cotangents
     later); a several-loss branch w.r.t. its weighted sum."""
     single = len(br.weights) == 1
@@ -98,20 +103,31 @@ def _differentiate(br: Branch, ctx: dict, y, stats, gen: dict, dec_vjp) -> _Part
         value = losses[next(iter(br.weights))] if single else sum(br.weights[k] * losses[k] for k in br.weights)
         return value, losses
     coef = next(iter(br.weights.values())) if single else 1.0
-    if br.reads == "audio":
-        (_, losses), g_y = jax.value_and_grad(objective, has_aux=True)(y)
-        g_stats, g_vae = dec_vjp(g_y)
-        return _Part(br, losses, coef, g_stats, g_vae=g_vae)
+    if br.reads in DECODED:
+        key = DECODED[br.reads]
+        (_, losses), g = jax.value_and_grad(objective, has_aux=True)(out[key])
+        return _Part(br, losses, coef, None, g_out={key: g})
     if br.reads == "stats":
         (_, losses), g_stats = jax.value_and_grad(objective, has_aux=True)(stats)
         return _Part(br, losses, coef, g_stats)
-    if br.reads == "pitch":
-        (_, losses), (g_stats, g_vae) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
-            stats, gen["vae"])
-        return _Part(br, losses, coef, g_stats, g_vae=g_vae)
     (_, losses), (g_stats, g_proj) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
         stats, gen["proj"])
     return _Part(br, losses, coef, g_stats, g_proj=g_proj)
+
+
+def _pull_back(dec_vjp, out: dict, cotangents: list[tuple[Any, dict]]) -> tuple[Any, Any]:
+    """(g_stats, g_vae) of sum_i c_i * cotangent_i through the decoder (outputs none names: zero)."""
+    return dec_vjp({k: sum((c * g[k] for c, g in cotangents if k in g), jnp.zeros_like(v)) for k, v in out.items()})
+
+
+def _decoded_grads(parts: list[_Part], coefs: list, dec_vjp, out: dict) -> tuple[Any, Any]:
+    """(g_stats, g_vae) of the decoded branches' weighted sum: one pass through the decoder, or the
+    scaled pull-back of a lone decoded branch that already has one."""
+    decoded = [(c, p) for c, p in zip(coefs, parts) if p.g_out is not None]
+    if len(decoded) == 1 and decoded[0][1].g_vae is not None:
+        c, p = decoded[0]
+        return _tree_scale(p.g_stats, c), _tree_scale(p.g_vae, c)
+    return _pull_back(dec_vjp, out, [(c, p.g_out) for c, p in decoded])
 
 
 def _coefficients(parts: list[_Part], h: jax.Array, acfg) -> tuple[list[jax.Array], dict]:
@@ -164,16 +180,21 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
     forced = pitch if pitch is not None and m.config.loss.pitch.teacher_forcing else None
 
     def decode(st, p):
-        z = decoder_input(st)
-        return m.vae.apply({"params": p}, z, forced, method="decode").astype(jnp.float32)[:, :n] * mask
+        out = m.vae.apply({"params": p}, decoder_input(st), forced, method="decode_outputs")
+        return {**out, "audio": out["audio"].astype(jnp.float32)[:, :n] * mask}
 
-    y, dec_vjp = jax.vjp(decode, stats, gen["vae"])
+    out, dec_vjp = jax.vjp(decode, stats, gen["vae"])
+    y = out["audio"]
     factors = (weighting.schedule_factors(acfg.schedule, step, m.config.train.num_steps)
                if m.aligning else None)
-    ctx = {"target": audio * mask, "mask": mask, "disc": disc, "latent": latent, "decoder_input": decoder_input,
+    ctx = {"target": audio * mask, "mask": mask, "disc": disc, "latent": latent,
            "pitch": pitch, "s": s, "s_low": s_low, "frame_mask": fmask, "factors": factors}
-    parts = [_differentiate(br, ctx, y, stats, gen, dec_vjp)
-             for br in generator_branches(m, gan=gan, step=step)]
+    parts = [_differentiate(br, ctx, out, stats, gen) for br in generator_branches(m, gan=gan, step=step)]
+    adaptive = any(p.branch.adaptive for p in parts)
+    for i, p in enumerate(parts):   # decoded branches whose own g_stats the adaptive weights need
+        if adaptive and p.g_out is not None and (p.branch.adaptive or p.branch.reference):
+            g_stats, g_vae = _pull_back(dec_vjp, out, [(1.0, p.g_out)])
+            parts[i] = p._replace(g_stats=g_stats, g_vae=g_vae)
     coefs, metrics = _coefficients(parts, h, acfg)
     metrics.update({f"{p.branch.log_prefix}/{k}": v for p in parts for k, v in p.losses.items()
                     if k in p.branch.weights})
@@ -183,10 +204,11 @@ def generator_loss_and_grads(m: Modules, gen: Any, disc: Any, batch: Batch, rng:
     raw = [p.losses[next(iter(p.branch.weights))] if len(p.branch.weights) == 1 else
            sum(p.branch.weights[k] * p.losses[k] for k in p.branch.weights) for p in parts]
     total = sum(c * v for c, v in zip(coefs, raw))
-    g_vae_head, g_h = head_vjp(_tree_sum([_tree_scale(p.g_stats, c) for c, p in zip(coefs, parts)]))
+    g_stats_dec, g_vae_dec = _decoded_grads(parts, coefs, dec_vjp, out)
+    g_vae_head, g_h = head_vjp(_tree_sum([g_stats_dec] + [_tree_scale(p.g_stats, c) for c, p in zip(coefs, parts)
+                                                          if p.g_out is None]))
     (g_vae_trunk,) = trunk_vjp(g_h)
-    g_vae_dec = [_tree_scale(p.g_vae, c) for c, p in zip(coefs, parts) if p.g_vae is not None]
-    grads = {"vae": _tree_sum([*g_vae_dec, g_vae_head, g_vae_trunk])}
+    grads = {"vae": _tree_sum([g_vae_dec, g_vae_head, g_vae_trunk])}
     g_proj = [_tree_scale(p.g_proj, c) for c, p in zip(coefs, parts) if p.g_proj is not None]
     if g_proj:
         grads["proj"] = _tree_sum(g_proj)
