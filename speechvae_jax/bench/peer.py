@@ -95,13 +95,15 @@ def torch_steps(threads: int):
     return g_step, d_step, export
 
 
-def jax_steps(batch: int, crop: int):
-    """(generator step, discriminator step, encoder forward, cost of the step pair) for the paper preset."""
-    c = load_config_file("paper", "none")
+def jax_steps(batch: int, crop: int, size: str = "paper"):
+    """(generator step, discriminator step, encoder forward, FLOPs of the step pair) of a preset
+    (`none` variant); each call takes the audio [batch, crop]."""
+    c = load_config_file(size, "none")
     m = Modules(c, teacher_dim=None)
     holder = {"state": jax.jit(lambda r: m.init_state(r, crop))(jax.random.PRNGKey(0))}
-    g_fn = steps.make_step(m, None, update="generator", gan=True)
-    d_fn = steps.make_step(m, None, update="discriminator", gan=True)
+    updates = {kind: steps.make_update(m, None, kind) for kind in ("generator+gan", "discriminator")}
+    g_fn, d_fn = (jax.jit(lambda s, b, f, u=u: u.apply(s, *u.grads(s, b, f)), donate_argnums=0)
+                  for u in updates.values())
     encode = jax.jit(lambda p, a: m.vae.apply({"params": p}, a, method=m.vae.encode))
     mask = jnp.ones((batch, crop), jnp.float32)
 
@@ -116,9 +118,9 @@ def jax_steps(batch: int, crop: int):
 
     def flops(audio):
         total = 0.0
-        for update in ("generator", "discriminator"):
-            grads = jax.jit(steps.make_grads_fn(m, None, update=update, gan=True))
-            cost = grads.lower(holder["state"], {"audio": audio, "mask": mask}, None).compile().cost_analysis()
+        for u in updates.values():
+            lowered = jax.jit(u.grads).lower(holder["state"], {"audio": audio, "mask": mask}, None)
+            cost = lowered.compile().cost_analysis()
             total += float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
         return total
 
