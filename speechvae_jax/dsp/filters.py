@@ -115,34 +115,94 @@ def _edge_taps(x, taps, offsets, pad: int, length: int):
     return sum(float(w) * xp[:, pad + o: pad + o + length] for w, o in zip(taps, offsets))
 
 
-def alias_free_upsample2(x, kernel_size: int = 12):
-    """2x upsampling with a Kaiser-sinc low-pass (BigVGAN `UpSample1d(2, 12)`): x [B, T, C] -> [B, 2T, C].
+def _edge_pad_adjoint(g, left: int, length: int):
+    """Transpose of edge padding: g [B, left + length + right, C] -> [B, length, C], each pad summed onto its edge."""
+    core = g[:, left:left + length]
+    return core.at[:, 0].add(g[:, :left].sum(1)).at[:, -1].add(g[:, left + length:].sum(1))
 
-    Equal to edge-padding by K/2 - 1, a stride-2 transposed convolution with the taps times 2, and a
-    crop; computed per output phase as shifted multiply-adds (XLA fuses them; no zero-stuffing).
-    """
+
+def _upsample2_phases(kernel_size: int):
+    """Per output phase r of the 2x upsampler: (taps times 2, input offsets): out[2n + r] = sum w x[n + o]."""
     taps = kaiser_sinc_lowpass(0.25, 0.3, kernel_size)
-    t = x.shape[1]
     # Output 2n + r reads x[n + (r + 2 * pad_left - k) / 2] for taps k of the matching parity.
     pad_left = (kernel_size - 2) // 2 + 2 * (kernel_size // 2 - 1)
     phases = []
     for r in (0, 1):
         ks = [k for k in range(kernel_size) if (r + pad_left - k) % 2 == 0]
-        offs = [(r + pad_left - k) // 2 - (kernel_size // 2 - 1) for k in ks]
-        phases.append(_edge_taps(x, 2.0 * taps[ks], offs, kernel_size, t))
-    return jnp.stack(phases, axis=2).reshape(x.shape[0], 2 * t, x.shape[2])
+        phases.append((2.0 * taps[ks], [(r + pad_left - k) // 2 - (kernel_size // 2 - 1) for k in ks]))
+    return phases
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def alias_free_upsample2(x, kernel_size: int = 12):
+    """2x upsampling with a Kaiser-sinc low-pass (BigVGAN `UpSample1d(2, 12)`): x [B, T, C] -> [B, 2T, C].
+
+    Equal to edge-padding by K/2 - 1, a stride-2 transposed convolution with the taps times 2, and a
+    crop; computed per output phase as shifted multiply-adds (XLA fuses them; no zero-stuffing). The
+    gradient is the explicit adjoint (shifted multiply-adds again): XLA:CPU ran the autodiff transpose
+    of the shifted slices (pads and adds) 5 to 8 times slower (docs/performance.md).
+    """
+    t = x.shape[1]
+    outs = [_edge_taps(x, w, offs, kernel_size, t) for w, offs in _upsample2_phases(kernel_size)]
+    return jnp.stack(outs, axis=2).reshape(x.shape[0], 2 * t, x.shape[2])
+
+
+def _upsample2_fwd(x, kernel_size):
+    return alias_free_upsample2(x, kernel_size), x.shape[1]
+
+
+def _upsample2_bwd(kernel_size, t, g):
+    """g [B, 2T, C] -> [B, T, C]: g_edge[i] = sum_{r, j} w_rj g[2 (i - K - o_rj) + r], then the edge adjoint."""
+    k = kernel_size
+    g = g.reshape(g.shape[0], t, 2, g.shape[2])
+    acc = 0.0
+    for r, (taps, offs) in enumerate(_upsample2_phases(k)):
+        gz = jnp.pad(g[:, :, r], ((0, 0), (2 * k, 2 * k), (0, 0)))
+        acc = acc + sum(float(w) * gz[:, k - o: k - o + t + 2 * k] for w, o in zip(taps, offs))
+    return (_edge_pad_adjoint(acc, k, t),)
+
+
+alias_free_upsample2.defvjp(_upsample2_fwd, _upsample2_bwd)
+
+
+def _downsample2_pads(kernel_size: int) -> tuple[int, int]:
+    return kernel_size // 2 - (1 - kernel_size % 2), kernel_size // 2
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def alias_free_downsample2(x, kernel_size: int = 12):
     """Kaiser-sinc low-pass and stride 2 (BigVGAN `DownSample1d(2, 12)`): x [B, T, C] -> [B, ceil(T / 2), C].
 
-    y[m] = sum_k taps[k] x[2m + k - (K/2 - 1)] with the signal edge-padded.
+    y[m] = sum_k taps[k] x[2m + k - (K/2 - 1)] with the signal edge-padded. Explicit adjoint as for
+    `alias_free_upsample2`.
     """
     taps = kaiser_sinc_lowpass(0.25, 0.3, kernel_size)
-    left = kernel_size // 2 - (1 - kernel_size % 2)
-    xp = jnp.pad(x, ((0, 0), (left, kernel_size // 2), (0, 0)), mode="edge")
+    left, right = _downsample2_pads(kernel_size)
+    xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)), mode="edge")
     n = (xp.shape[1] - kernel_size) // 2 + 1
     return sum(float(w) * xp[:, k: k + 2 * n: 2] for k, w in enumerate(taps))
+
+
+def _downsample2_fwd(x, kernel_size):
+    return alias_free_downsample2(x, kernel_size), x.shape[1]
+
+
+def _downsample2_bwd(kernel_size, t, g):
+    """g [B, M, C] -> [B, T, C]: the padded signal's gradient at 2q + r is sum_i taps[2i + r] g[q - i],
+    built per parity from shifted slices of the zero-padded g, then the edge adjoint."""
+    k = kernel_size
+    taps = kaiser_sinc_lowpass(0.25, 0.3, k)
+    left, right = _downsample2_pads(k)
+    padded = t + left + right
+    q = -(-padded // 2)
+    gz = jnp.pad(g, ((0, 0), (k // 2, k), (0, 0)))
+    phases = [sum(float(taps[2 * i + r]) * gz[:, k // 2 - i: k // 2 - i + q] for i in range((k - r + 1) // 2))
+              for r in (0, 1)]
+    gxp = jnp.stack(phases, axis=2).reshape(g.shape[0], 2 * q, g.shape[2])[:, :padded]
+    return (_edge_pad_adjoint(gxp, left, t),)
+
+
+alias_free_downsample2.defvjp(_downsample2_fwd, _downsample2_bwd)
 
 
 @functools.cache

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -82,6 +83,22 @@ def test_alias_free_up_and_down_sampling_match_bigvgan_reference():
         for c in range(3):
             np.testing.assert_allclose(up[b, :, c], _bigvgan_up2(x[b, :, c], taps), atol=1e-5)
             np.testing.assert_allclose(down[b, :, c], _bigvgan_down2(x[b, :, c], taps), atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 8, 37])
+def test_alias_free_resampling_gradients_are_the_transposed_bigvgan_operators(length):
+    """The explicit VJPs equal A^T g, A the matrix of the numpy reference applied to unit impulses."""
+    taps = filters.kaiser_sinc_lowpass(0.25, 0.3, 12).astype(np.float64)
+    rng = np.random.default_rng(length)
+    x = jnp.asarray(rng.normal(size=(1, length, 2)), jnp.float32)
+    for fn, ref in ((filters.alias_free_upsample2, _bigvgan_up2), (filters.alias_free_downsample2, _bigvgan_down2)):
+        matrix = np.stack([ref(np.eye(length)[i], taps) for i in range(length)], axis=1)  # [out, in]
+        y, vjp = jax.vjp(fn, x)
+        g = rng.normal(size=y.shape).astype(np.float32)
+        (grad,) = vjp(jnp.asarray(g))
+        assert grad.shape == x.shape
+        for c in range(2):
+            np.testing.assert_allclose(np.asarray(grad)[0, :, c], matrix.T @ g[0, :, c], atol=1e-5)
 
 
 def test_resample_up_interpolates_a_band_limited_tone():
