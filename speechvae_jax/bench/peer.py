@@ -203,14 +203,20 @@ def alternate(pairs: dict, inputs: dict, repeats: int) -> dict:
     return {k: (float(np.median(a)), float(np.median(b))) for k, (a, b) in times.items()}
 
 
-def main() -> None:
-    import torch
-
+def peer_arguments() -> argparse.ArgumentParser:
+    """The flags of every PyTorch-vs-JAX benchmark: batch, crop (samples), repeats, PyTorch threads."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--crop", type=int, default=32768)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def main() -> None:
+    import torch
+
+    ap = peer_arguments()
     ap.add_argument("--flops", action="store_true", help="also compile the step pair for XLA's FLOP count")
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="only the encoder forward (little memory)")
