@@ -21,7 +21,7 @@ def spectrogram_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: str
 
 
 REFERENCE_ROWS = ("ground truth", "teacher", "log_mel")  # drawn hatched: rows to compare against
-LOWER_IS_BETTER = ("distance", "wer", "cer", "per", "fad", "frechet", "dc_offset", "comb")
+LOWER_IS_BETTER = ("distance", "wer", "cer", "per", "fad", "frechet", "dc_offset", "comb", "rmse", "vde")
 
 
 def metric_bars(groups: dict[str, dict[str, float]], path: str, title: str,

@@ -66,7 +66,8 @@ def chunk_parts(model, data: datasets_lib.Datasets, sel: datasets_lib.Selection,
             return {"per_utterance": per_utt, "ids": [r["id"] for r in records], "info": info,
                     "wall_seconds": time.time() - t0, "plots": plot_names}
 
-        key = {**run_key, "reconstruction": rec_cfg, "chunk": k, "indices": index[positions].tolist()}
+        key = {**run_key, "reconstruction": rec_cfg, "chunk": k, "indices": index[positions].tolist(),
+               "scorers": sorted(scorers.INTRUSIVE)}   # a new scorer recomputes the chunks
         out.append(parts_lib.Part(f"reconstruction/{k}", os.path.join(eval_dir, "parts", "reconstruction",
                                                                       f"chunk-{k:05d}.json"), key, compute))
     return out

@@ -125,6 +125,8 @@ def settings(cfg: ConfigDict) -> dict:
                            "mel_distance": "losses.spectral.mel_distance defaults (80 mels, n_fft 1024, hop 256)",
                            "spectral_trim_samples": scorers.signal.TRIM_SAMPLES,
                            "dc_offset": "|mean| of each signal",
+                           "pitch": {"f0": "dsp.pitch.yin, 60-500 Hz", "hop": scorers.signal.PITCH_HOP,
+                                     "min_frames_voiced_in_both": scorers.signal.PITCH_MIN_FRAMES},
                            "frame_comb_db": {"harmonics_of_40_hz": list(scorers.signal.COMB_HARMONICS),
                                              "window_frame_periods": scorers.signal.COMB_PERIODS_PER_WINDOW,
                                              "statistic": "median over harmonics of LTAS peak / midpoints, dB"}},

@@ -144,3 +144,23 @@ def test_score_utterance_reports_defects_for_both_rows():
     assert res["recon"]["dc_offset"] == pytest.approx(abs(ref.mean() - 0.03), rel=1e-4)
     assert res["ground_truth"]["dc_offset"] == pytest.approx(abs(ref.mean()), rel=1e-4)
     assert set(res["recon"]) == set(res["ground_truth"]) == {"dc_offset", "frame_comb_db"}
+
+
+def _harmonic_complex(f0_hz: np.ndarray, harmonics: int = 8) -> np.ndarray:
+    """A voiced-like signal [N]: harmonics 1..8 of the per-sample f0 track f0_hz [N], amplitude 1/k."""
+    phase = 2 * np.pi * np.cumsum(f0_hz) / 16000.0
+    return (0.1 * sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))).astype(np.float32)
+
+
+def test_pitch_accuracy_reference_values():
+    glide = np.linspace(120.0, 220.0, 32000)                   # 2 s rising intonation
+    ref = _harmonic_complex(glide)
+    same = signal.pitch_accuracy(ref, ref)
+    assert same["vde"] == 0.0 and same["f0_rmse_cents"] < 5.0 and same["f0_corr"] > 0.999
+    sharp = signal.pitch_accuracy(ref, _harmonic_complex(glide * 2 ** (100 / 1200)))   # 100 cents sharp
+    assert sharp["f0_rmse_cents"] == pytest.approx(100.0, abs=10.0) and sharp["f0_corr"] > 0.99
+    wobble = 165.0 + 3.0 * np.sin(2 * np.pi * 5.0 * np.arange(32000) / 16000.0)    # flat contour, right mean
+    flat = signal.pitch_accuracy(ref, _harmonic_complex(wobble))
+    assert abs(flat["f0_corr"]) < 0.3 and flat["f0_rmse_cents"] > 200.0
+    whisper = signal.pitch_accuracy(ref, _noise(2.0, seed=3, std=0.05))
+    assert whisper["vde"] > 0.8 and "f0_rmse_cents" not in whisper

@@ -14,7 +14,7 @@ from speechvae_jax.constants import SAMPLE_RATE  # noqa: F401  (scorers.SAMPLE_R
 from speechvae_jax.evaluate.scorers.asr import asr_errors
 from speechvae_jax.evaluate.scorers.dnsmos import dnsmos_scores
 from speechvae_jax.evaluate.scorers.pesq_stoi import pesq_scores, stoi_scores
-from speechvae_jax.evaluate.scorers.signal import si_sdr, signal_defects, spectral_distances
+from speechvae_jax.evaluate.scorers.signal import pitch_accuracy, si_sdr, signal_defects, spectral_distances
 from speechvae_jax.evaluate.scorers.speaker import speaker_similarity
 
 PACKAGES = ("pesq", "pystoi", "speechmos", "onnxruntime", "resemblyzer", "torch", "pocketsphinx",
@@ -27,6 +27,7 @@ INTRUSIVE: dict[str, Callable[[np.ndarray, np.ndarray], dict]] = {
     "stoi": stoi_scores,
     "si_sdr": lambda ref, est: {"si_sdr": si_sdr(ref, est)},
     "spectral": spectral_distances,
+    "pitch": pitch_accuracy,
     "speaker": speaker_similarity,
 }
 

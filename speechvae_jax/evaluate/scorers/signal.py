@@ -1,5 +1,5 @@
-"""Signal-level figures computed here: SI-SDR, mel distance, multi-resolution STFT distance, and
-two defects of one signal: its DC offset and its frame-rate comb.
+"""Signal-level figures computed here: SI-SDR, mel distance, multi-resolution STFT distance, pitch
+accuracy, and two defects of one signal: its DC offset and its frame-rate comb.
 
 The spectral ones use the project's one STFT (`dsp.spectral.stft`), at fixed settings, jitted;
 signals are first cut to a whole number of `TRIM_SAMPLES` (0.5 s) so that few lengths compile.
@@ -11,6 +11,12 @@ with P the LTAS (mean |STFT|^2 over frames, Hann window of 4 frame periods = 160
 bins are 10 Hz apart and a tone at k * 40 Hz leaks nothing into the midpoints). About 0 dB for speech
 and noise; a steady buzz at the frame rate raises it (e.g. a 40 Hz pulse train in noise: tens of dB).
 The median keeps a few pitch harmonics that happen to fall on multiples of 40 Hz from moving it.
+
+Pitch accuracy, by the project's YIN (`dsp.pitch.yin`, 10 ms hop, 60-500 Hz) on both signals: the
+voicing decision error `vde` (fraction of frames voiced in exactly one of them) and, over the frames
+voiced in both (at least PITCH_MIN_FRAMES), `f0_rmse_cents` (RMS of 1200 log2(f0_est / f0_ref)) and
+`f0_corr` (Pearson correlation of log f0: a flattened intonation contour scores near 0 even when its
+mean pitch is right).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.constants import LATENT_RATE, SAMPLE_RATE
+from speechvae_jax.dsp.pitch import yin
 from speechvae_jax.dsp.spectral import stft
 from speechvae_jax.losses import spectral
 
@@ -47,6 +54,8 @@ def _distances_fn():
         x, y, MRSTFT_FFT_SIZES, perceptual_weighting=False)))
 
 
+PITCH_HOP = 160                        # 10 ms
+PITCH_MIN_FRAMES = 10
 COMB_HARMONICS = tuple(range(2, 26))   # multiples of the frame rate scored: 80 .. 1000 Hz
 COMB_PERIODS_PER_WINDOW = 4            # window = 4 frame periods: bins at a quarter of the frame rate
 
@@ -80,6 +89,27 @@ def signal_defects(x: np.ndarray) -> dict:
     """{"dc_offset": |mean of x|, "frame_comb_db": frame_comb_db(x)} of one signal x [N] (16 kHz)."""
     x = np.asarray(x, np.float64)
     return {"dc_offset": float(abs(x.mean())), "frame_comb_db": frame_comb_db(x)}
+
+
+@functools.cache
+def _yin_fn():
+    return jax.jit(lambda x: yin(x, SAMPLE_RATE, PITCH_HOP))
+
+
+def pitch_accuracy(ref: np.ndarray, est: np.ndarray) -> dict:
+    """{"vde"} and, with enough frames voiced in both, {"f0_rmse_cents", "f0_corr"} of est [N] against
+    ref [N] (16 kHz; module docstring). Both are cut to a multiple of TRIM_SAMPLES when longer."""
+    y = _trim(ref)
+    x = np.asarray(est, np.float32)[:len(y)]
+    f0, voiced = (np.asarray(a) for a in _yin_fn()(np.stack([y, x])))
+    out = {"vde": float(np.mean(voiced[0] != voiced[1]))}
+    both = voiced[0] & voiced[1]
+    if both.sum() >= PITCH_MIN_FRAMES:
+        log_ref, log_est = np.log2(f0[0, both].astype(np.float64)), np.log2(f0[1, both].astype(np.float64))
+        out["f0_rmse_cents"] = float(1200 * np.sqrt(np.mean((log_est - log_ref) ** 2)))
+        if log_ref.std() > 0 and log_est.std() > 0:
+            out["f0_corr"] = float(np.corrcoef(log_ref, log_est)[0, 1])
+    return out
 
 
 def spectral_distances(ref: np.ndarray, est: np.ndarray) -> dict:
