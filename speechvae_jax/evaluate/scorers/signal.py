@@ -100,6 +100,8 @@ def pitch_accuracy(ref: np.ndarray, est: np.ndarray) -> dict:
     """{"vde"} and, with enough frames voiced in both, {"f0_rmse_cents", "f0_corr"} of est [N] against
     ref [N] (16 kHz; module docstring). Both are cut to a multiple of TRIM_SAMPLES when longer."""
     y = _trim(ref)
+    if len(y) <= 1024:   # YIN's frame length
+        raise ValueError(f"pitch: {len(y)} samples, need more than 1024")
     x = np.asarray(est, np.float32)[:len(y)]
     f0, voiced = (np.asarray(a) for a in _yin_fn()(np.stack([y, x])))
     out = {"vde": float(np.mean(voiced[0] != voiced[1]))}
