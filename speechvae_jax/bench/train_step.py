@@ -1,6 +1,7 @@
 """Benchmark of the jitted train steps (prints figures; no assertions).
 
-  python -m speechvae_jax.bench.train_step [--size tiny|paper] [--batch B] [--crop N] [--repeats R]
+  python -m speechvae_jax.bench.train_step [--size tiny|paper] [--batch B] [--crop N] [--repeats R] \
+      [--set model.encoder.kind=dac ...]
 
 For each step kind it prints the first call (compilation included), median step time, steps/s and
 audio-seconds/s, and the overhead of adaptive weighting (joint_marginal with `alignment.adaptive` on
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from speechvae_jax.presets.run import load_config_file
+from speechvae_jax.cli import config as cli_config
 from speechvae_jax.teachers import EncoderConfig, build_teacher
 from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.train import steps
@@ -65,16 +66,19 @@ def main():
     ap.add_argument("--cases", default="none:generator,joint_marginal:generator:fixed,"
                     "joint_marginal:generator,joint_marginal:generator:gan,joint_marginal:discriminator:gan",
                     help="comma-separated VARIANT:UPDATE[:fixed][:gan] (fixed = adaptive weighting off)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override of every case, as --config.KEY=VALUE of the CLI (repeatable)")
     args = ap.parse_args()
+    overrides = [tuple(kv.split("=", 1)) for kv in args.set]
     teacher, layer = teacher_for(args.size)
-    print(f"devices: {jax.devices()}  size={args.size}")
+    print(f"devices: {jax.devices()}  size={args.size}  overrides={dict(overrides)}")
     rows = []
     cases = []
     for case in args.cases.split(","):
         variant, update, *opts = case.split(":")
         cases.append((variant, variant == "joint_marginal" and "fixed" not in opts, update, "gan" in opts))
     for variant, adaptive, update, gan in cases:
-        c = load_config_file(args.size, variant)
+        c = cli_config.load(f"{args.size}:{variant}", overrides)
         c.alignment.adaptive = adaptive
         c.teacher.layer = layer
         b = args.batch or c.train.batch_size

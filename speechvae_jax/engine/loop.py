@@ -185,7 +185,7 @@ def run(config: ConfigDict, workdir: str, make_task: Callable[[ConfigDict, Any],
                                        keep_best=int(config.train.get("keep_best", 1)),
                                        best_metric=task.best_metric)
         if ckpts.latest_step() is not None:
-            rd.check_resume(config, task.frozen_sections)
+            rd.check_resume(config, task.frozen_sections, task.saved_before)
         rd.write_config(config)
         data_iter = iter(task.dataset(pi, jax.process_count()))
         state, state_sh, start = _init_or_restore(task, config, mesh, ckpts, data_iter)

@@ -43,18 +43,19 @@ def _section_keys(config: dict, sections) -> dict:
     return {k: v for k, v in _flat(json.loads(json.dumps(config))).items() if k.split(".")[0] in sections}
 
 
-def config_differences(saved: dict, current: dict, sections) -> list[str]:
+def config_differences(saved: dict, current: dict, sections, saved_before=None) -> list[str]:
     """'key (old -> new)' for every key of `sections` that the saved config has and the current one
-    changes or lacks (compared as JSON). Keys the saved config lacks are `added_keys`, not differences:
-    a run saved before a key existed resumes with the key's current value (code that reads a saved
-    config gives such keys the behaviour the run was trained with)."""
+    changes or lacks (compared as JSON). A key the saved config lacks compares its `saved_before`
+    value (what runs saved before the key existed were built with) where one is given; otherwise it
+    is one of the `added_keys`, not a difference: the run resumes with the key's current value."""
     a, b = _section_keys(saved, sections), _section_keys(current, sections)
+    a.update({k: v for k, v in _section_keys(saved_before or {}, sections).items() if k not in a and k in b})
     return [f"{k} ({a[k]!r} -> {b.get(k)!r})" for k in sorted(a) if a[k] != b.get(k)]
 
 
-def added_keys(saved: dict, current: dict, sections) -> list[str]:
-    """Keys of `sections` in the current config that the saved one does not have."""
-    a = _section_keys(saved, sections)
+def added_keys(saved: dict, current: dict, sections, saved_before=None) -> list[str]:
+    """Keys of `sections` in the current config that the saved one does not have (nor `saved_before`)."""
+    a = {**_section_keys(saved_before or {}, sections), **_section_keys(saved, sections)}
     return sorted(k for k in _section_keys(current, sections) if k not in a)
 
 
@@ -89,14 +90,15 @@ class RunDir:
         return str(self.path)
 
     # ---- config -----------------------------------------------------------------------------------
-    def check_resume(self, config: ConfigDict, sections) -> None:
-        """Refuse to continue a run whose shape- or data-defining config sections changed."""
+    def check_resume(self, config: ConfigDict, sections, saved_before=None) -> None:
+        """Refuse to continue a run whose shape- or data-defining config sections changed
+        (`saved_before`: config_differences)."""
         path = self.path / CONFIG_FILE
         if not path.exists():
             return
         saved = json.loads(path.read_text())
-        diff = config_differences(saved, config.to_dict(), sections)
-        added = added_keys(saved, config.to_dict(), sections)
+        diff = config_differences(saved, config.to_dict(), sections, saved_before)
+        added = added_keys(saved, config.to_dict(), sections, saved_before)
         if added and not diff:
             logging.warning("%s was saved before these config keys existed; resuming with their current values: %s",
                             self.path, ", ".join(added))

@@ -9,7 +9,7 @@ evaluations, samples and checkpoints). State is a plain dict of arrays holding a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 State = dict[str, Any]
@@ -49,6 +49,8 @@ class Task:
     batch_keys: the keys of a batch (all sharded over the batch axes).
     frozen: arrays every update reads but never changes (a teacher's params); replicated, not saved.
     frozen_sections: config sections a resumed run must not change (they decide shapes or data order).
+    saved_before: {"section.key": value} the run was built with when its saved config lacks the key
+      (the key is newer than the run); a resume compares that value with the current one.
     evaluators: by name (built from the config's `evals` section through `engine.evaluators`).
     best_metric: the logged metric (lower is better) that picks the best checkpoint, or None.
     samples: optional (state, step, logger) -> None writing listenable / viewable samples.
@@ -63,6 +65,7 @@ class Task:
     batch_keys: Sequence[str]
     frozen: Any = None
     frozen_sections: Sequence[str] = ()
+    saved_before: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     evaluators: dict[str, Evaluator] = dataclasses.field(default_factory=dict)
     best_metric: str | None = None
     samples: Callable[[State, int, Any], None] | None = None

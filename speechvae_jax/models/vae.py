@@ -1,4 +1,8 @@
-"""SpeechVAE: DAC-style encoder + VAE bottleneck + decoder, configured by the `model` ConfigDict.
+"""SpeechVAE: encoder + VAE bottleneck + decoder, configured by the `model` ConfigDict.
+
+`model.encoder.kind` picks the encoder: "dac" (the release's, models/encoder.py) or "stft" (a
+frame-rate ConvNeXt encoder on a log-magnitude STFT, models/stft_encoder.py, settings in
+`model.encoder.stft`).
 
 `model.decoder.kind` picks the decoder: "bigvgan" (the release's, models/decoder.py), "istft" (a
 frame-rate ConvNeXt decoder with an inverse-STFT head, models/istft_decoder.py, settings in
@@ -21,13 +25,32 @@ from speechvae_jax.models.decoder import Decoder
 from speechvae_jax.models.encoder import Encoder
 from speechvae_jax.models.harmonic_decoder import HarmonicDecoder
 from speechvae_jax.models.istft_decoder import ISTFTDecoder
+from speechvae_jax.models.stft_encoder import STFTEncoder
 
+ENCODER_KINDS = ("dac", "stft")
 DECODER_KINDS = ("bigvgan", "istft", "harmonic")
+# The module families of runs saved before these `model` keys existed (their config.json lacks them).
+SAVED_BEFORE = {"encoder.kind": "dac", "decoder.kind": "bigvgan"}
+
+
+def encoder_kind(cfg: ConfigDict) -> str:
+    """`model.encoder.kind` (SAVED_BEFORE for runs saved before the key existed)."""
+    return cfg.encoder.get("kind", SAVED_BEFORE["encoder.kind"])
 
 
 def decoder_kind(cfg: ConfigDict) -> str:
-    """`model.decoder.kind`; runs saved before the key existed used the BigVGAN decoder."""
-    return cfg.decoder.get("kind", "bigvgan")
+    """`model.decoder.kind` (SAVED_BEFORE for runs saved before the key existed)."""
+    return cfg.decoder.get("kind", SAVED_BEFORE["decoder.kind"])
+
+
+def _check_stft_rate(section: str, name: str, factor: int, n_fft: int, hop: int) -> None:
+    """A frame-rate module's STFT: `factor` (its frames per latent frame) divides the hop, and the
+    window spans at least two STFT hops so that windows overlap."""
+    if factor < 1 or hop % factor:
+        raise ValueError(f"{section}.{name}={factor} must divide model.hop={hop}")
+    if n_fft < 2 * (hop // factor):
+        raise ValueError(f"{section}.n_fft={n_fft} must be at least twice the STFT hop {hop // factor} "
+                         f"(model.hop / {name}) so that windows overlap")
 
 
 def check_model_config(cfg: ConfigDict) -> None:
@@ -35,27 +58,41 @@ def check_model_config(cfg: ConfigDict) -> None:
     kind = decoder_kind(cfg)
     if kind not in DECODER_KINDS:
         raise ValueError(f"model.decoder.kind must be one of {DECODER_KINDS}, got {kind!r}")
-    enc_hop = math.prod(cfg.encoder.strides)
-    if enc_hop != cfg.hop:
-        raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop}")
+    if encoder_kind(cfg) not in ENCODER_KINDS:
+        raise ValueError(f"model.encoder.kind must be one of {ENCODER_KINDS}, got {encoder_kind(cfg)!r}")
+    if encoder_kind(cfg) == "stft":
+        _check_stft_rate("model.encoder.stft", "downsample", cfg.encoder.stft.downsample, cfg.encoder.stft.n_fft,
+                         cfg.hop)
+    else:
+        enc_hop = math.prod(cfg.encoder.strides)
+        if enc_hop != cfg.hop:
+            raise ValueError(f"model.hop={cfg.hop} but prod(model.encoder.strides)={enc_hop}")
     if kind == "harmonic":
         har = cfg.decoder.harmonic
         if not 0 < har.f0_min < har.f0_max <= cfg.sample_rate / 2:
             raise ValueError(f"model.decoder.harmonic: need 0 < f0_min < f0_max <= sample_rate / 2, got "
                              f"f0_min={har.f0_min}, f0_max={har.f0_max}")
     if kind in ("istft", "harmonic"):
-        ist = cfg.decoder.istft
-        if ist.upsample < 1 or cfg.hop % ist.upsample:
-            raise ValueError(f"model.decoder.istft.upsample={ist.upsample} must divide model.hop={cfg.hop}")
-        if ist.n_fft < 2 * (cfg.hop // ist.upsample):
-            raise ValueError(f"model.decoder.istft.n_fft={ist.n_fft} must be at least twice the STFT hop "
-                             f"{cfg.hop // ist.upsample} (model.hop / upsample) so that windows overlap")
+        _check_stft_rate("model.decoder.istft", "upsample", cfg.decoder.istft.upsample, cfg.decoder.istft.n_fft,
+                         cfg.hop)
         return
     dec_hop = math.prod(cfg.decoder.upsample_rates)
     if dec_hop != cfg.hop:
         raise ValueError(f"model.hop={cfg.hop} but prod(model.decoder.upsample_rates)={dec_hop}")
     if len(cfg.decoder.upsample_rates) != len(cfg.decoder.upsample_kernel_sizes):
         raise ValueError("model.decoder.upsample_rates and upsample_kernel_sizes differ in length")
+
+
+def make_encoder(cfg: ConfigDict, dtype, trunk_init: str) -> nn.Module:
+    """The encoder module `model.encoder.kind` names (cfg is the `model` section, already checked)."""
+    enc = cfg.encoder
+    if encoder_kind(cfg) == "stft":
+        est = enc.stft
+        return STFTEncoder(cfg.hop, est.dim, est.intermediate, est.num_blocks, est.downsample, est.n_fft,
+                           cfg.latent_dim, est.kernel_size, enc.get("scale_bias_init", 0.0), dtype)
+    return Encoder(enc.d_model, tuple(enc.strides), tuple(enc.dilations), cfg.latent_dim, dtype,
+                   trunk_init, enc.get("scale_bias_init", 0.0), enc.get("final_conv", False),
+                   enc.get("weight_norm", False))
 
 
 def make_decoder(cfg: ConfigDict, dtype, trunk_init: str) -> nn.Module:
@@ -83,10 +120,7 @@ class SpeechVAE(nn.Module):
         dtype = jnp.dtype(cfg.dtype)
         # Runs saved before these keys existed: release init, no final conv / weight norm / anti-aliasing.
         trunk_init = cfg.get("trunk_init", "release")
-        enc = cfg.encoder
-        self.encoder = Encoder(enc.d_model, tuple(enc.strides), tuple(enc.dilations), cfg.latent_dim, dtype,
-                               trunk_init, enc.get("scale_bias_init", 0.0), enc.get("final_conv", False),
-                               enc.get("weight_norm", False))
+        self.encoder = make_encoder(cfg, dtype, trunk_init)
         self.decoder = make_decoder(cfg, dtype, trunk_init)
 
     def encode_features(self, audio):

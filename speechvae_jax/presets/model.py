@@ -42,11 +42,16 @@ def model_config(size: str) -> ConfigDict:
         "sample_rate": 16000,
         "dtype": "float32",
         "trunk_init": "release" if paper else "fan_in",   # models/layers.py TRUNK_INITS
-        "encoder": {"d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9),
+        "encoder": {"kind": "dac",   # or "stft" (models/vae.py ENCODER_KINDS)
+                    # DAC (kind "dac")
+                    "d_model": 128 if paper else 8, "strides": (4, 4, 5, 5), "dilations": (1, 3, 9),
                     # initial posterior sigma = softplus(scale_bias_init) + 1e-4: 0.69 (release) / 0.049
                     "scale_bias_init": 0.0 if paper else -3.0,
                     # DAC's closing conv k=3 (2048 -> 2048) before `last`; weight norm on every conv but `last`
-                    "final_conv": paper, "weight_norm": paper},
+                    "final_conv": paper, "weight_norm": paper,
+                    # log-magnitude STFT + frame-rate ConvNeXt (kind "stft"): STFT hop = hop / downsample
+                    "stft": {"dim": 256, "intermediate": 768, "num_blocks": 6, "kernel_size": 7,
+                             "downsample": 2, "n_fft": 800}},
         "decoder": {"kind": "bigvgan",   # or "istft", "harmonic" (models/vae.py DECODER_KINDS)
                     # BigVGAN (kind "bigvgan")
                     "initial_channels": 512 if paper else 128, "upsample_rates": (5, 5, 4, 4),

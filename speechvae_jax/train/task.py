@@ -19,6 +19,7 @@ from speechvae_jax.engine import evaluators
 from speechvae_jax.engine import mesh as mesh_lib
 from speechvae_jax.engine.loop import RunResult, run
 from speechvae_jax.engine.task import Task
+from speechvae_jax.models import vae
 from speechvae_jax.teachers import load_teacher
 from speechvae_jax.teachers.cache import CachedTargets
 from speechvae_jax.teachers.features import layer_indices
@@ -140,6 +141,7 @@ def make_task(config: ConfigDict, mesh) -> Task:
         schedule=schedule(config), dataset=dataset,
         batch_keys=("audio", "mask") + (() if features is None else ("teacher",)),
         frozen=None if teacher is None else teacher.params, frozen_sections=FROZEN_SECTIONS,
+        saved_before={f"model.{k}": v for k, v in vae.SAVED_BEFORE.items()},
         evaluators=evaluators.build(config.evals, context), best_metric=t.get("best_metric"),
         samples=_sample_writer(m, mesh, int(t.num_samples)), sample_every=int(t.sample_every),
         throughput=("audio_s", t.batch_size * crop / config.data.sample_rate),

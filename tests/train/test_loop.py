@@ -13,6 +13,7 @@ import pytest
 
 from speechvae_jax.engine import checkpoint, rundir
 from speechvae_jax.inference import load_for_inference
+from speechvae_jax.models import vae
 from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.teachers import EncoderConfig
 from speechvae_jax.teachers.encoder import SSLEncoder
@@ -102,6 +103,14 @@ def test_resume_refuses_changed_model_config():
     assert not rundir.config_differences(saved, newer, FROZEN_SECTIONS)
     assert rundir.added_keys(saved, newer, FROZEN_SECTIONS) == ["model.decoder.kind"]
     assert rundir.config_differences(newer, saved, FROZEN_SECTIONS) == ["model.decoder.kind ('bigvgan' -> None)"]
+    # ... unless the key names what such runs were built with (models/vae.py SAVED_BEFORE): a run of
+    # the DAC encoder, saved before `model.encoder.kind` existed, is refused by an STFT-encoder config.
+    before = {f"model.{k}": v for k, v in vae.SAVED_BEFORE.items()}
+    stft = {"model": {"latent_dim": 64, "encoder": {"kind": "stft"}}, "train": {"num_steps": 10}}
+    assert rundir.config_differences(saved, stft, FROZEN_SECTIONS, before) == ["model.encoder.kind ('dac' -> 'stft')"]
+    dac = {"model": {"latent_dim": 64, "encoder": {"kind": "dac"}}, "train": {"num_steps": 10}}
+    assert not rundir.config_differences(saved, dac, FROZEN_SECTIONS, before)
+    assert not rundir.added_keys(saved, dac, FROZEN_SECTIONS, before)
 
 
 def _cli(*args, timeout=120):
