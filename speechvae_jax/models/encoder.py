@@ -18,6 +18,16 @@ from speechvae_jax.models.layers import Snake, conv1d, kernel_init, trunk_std
 INIT_STD = 0.02  # DAC: every conv kernel N(0, 0.02^2), biases 0
 
 
+def posterior_bias_init(scale_bias_init: float):
+    """Bias init of an encoder's `last` layer [2L]: zeros for the mean half, `scale_bias_init` for the
+    scale half (initial sigma = softplus(scale_bias_init) + 1e-4)."""
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        half = shape[0] // 2
+        return jnp.concatenate([jnp.zeros(half), jnp.full(shape[0] - half, scale_bias_init)]).astype(dtype)
+    return init
+
+
 class ResidualUnit(nn.Module):
     """x + conv1(Snake(conv7_dilated(Snake(x)))): [B, T, C] -> [B, T, C]."""
     dilation: int
@@ -76,14 +86,9 @@ class Encoder(nn.Module):
         if self.final_conv:
             self.conv_out = conv1d(self.d_model * 2 ** len(self.strides), 3, init_std=std, weight_norm=wn,
                                    dtype=self.dtype)
-        self.last = nn.Dense(2 * self.latent_dim, kernel_init=kernel_init(std), bias_init=self._last_bias_init,
-                             dtype=self.dtype, param_dtype=jnp.float32)
-
-    def _last_bias_init(self, key, shape, dtype=jnp.float32):
-        """Zeros for the mean half, `scale_bias_init` for the scale half. shape [2L]."""
-        del key
-        return jnp.concatenate([jnp.zeros(shape[0] // 2), jnp.full(shape[0] - shape[0] // 2, self.scale_bias_init)]
-                               ).astype(dtype)
+        self.last = nn.Dense(2 * self.latent_dim, kernel_init=kernel_init(std),
+                             bias_init=posterior_bias_init(self.scale_bias_init), dtype=self.dtype,
+                             param_dtype=jnp.float32)
 
     @property
     def hop(self) -> int:

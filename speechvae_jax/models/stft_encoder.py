@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from speechvae_jax.dsp.spectral import magnitude, stft
+from speechvae_jax.models.encoder import posterior_bias_init
 from speechvae_jax.models.istft_decoder import ConvNeXtBlock
 from speechvae_jax.models.layers import conv1d
 
@@ -49,14 +50,8 @@ class STFTEncoder(nn.Module):
         self.blocks_slow = [ConvNeXtBlock(self.intermediate, self.kernel_size, scale, self.dtype)
                             for _ in range(self.num_blocks - half)]
         self.norm_out = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, param_dtype=jnp.float32)
-        self.last = nn.Dense(2 * self.latent_dim, bias_init=self._last_bias_init, dtype=self.dtype,
-                             param_dtype=jnp.float32)
-
-    def _last_bias_init(self, key, shape, dtype=jnp.float32):
-        """Zeros for the mean half, `scale_bias_init` for the scale half. shape [2L]."""
-        del key
-        return jnp.concatenate([jnp.zeros(shape[0] // 2), jnp.full(shape[0] - shape[0] // 2, self.scale_bias_init)]
-                               ).astype(dtype)
+        self.last = nn.Dense(2 * self.latent_dim, bias_init=posterior_bias_init(self.scale_bias_init),
+                             dtype=self.dtype, param_dtype=jnp.float32)
 
     def features(self, audio):
         if audio.ndim != 2:
