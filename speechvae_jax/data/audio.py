@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import os
 import struct
+import threading
 
 import numpy as np
 import soundfile as sf
@@ -32,20 +33,29 @@ class AudioError(ValueError):
 
 
 class SkipLog:
-    """Counts and logs skipped items (each distinct item logged once, repeats counted)."""
+    """Counts and logs skipped items (each distinct item logged once, repeats counted). Thread-safe:
+    Grain's reader threads may report the same item at the same time."""
 
     def __init__(self, name: str = "data"):
         self.name = name
         self.errors: list[AudioError] = []
         self.repeats: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
 
     def add(self, err: AudioError) -> None:
         key = (err.where, err.reason)
-        if key not in self.repeats:
-            self.errors.append(err)
-            logging.warning("%s: skipping %s (%d distinct items skipped so far)", self.name, err,
-                            len(self.errors))
-        self.repeats[key] += 1
+        with self._lock:
+            if key not in self.repeats:
+                self.errors.append(err)
+                logging.warning("%s: skipping %s (%d distinct items skipped so far)", self.name, err,
+                                len(self.errors))
+            self.repeats[key] += 1
+
+    def __getstate__(self) -> dict:  # copied into Grain worker processes: a lock does not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def __len__(self) -> int:
         """Number of distinct items skipped."""
