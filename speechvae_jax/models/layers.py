@@ -13,8 +13,42 @@ import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.dsp.filters import alias_free_downsample2, alias_free_upsample2
+from speechvae_jax.dsp.trig import sincos
 
 Dtype = Any
+
+
+@jax.custom_vjp
+def snake(x, alpha, inv_beta):
+    """x + inv_beta * sin^2(alpha * x), per-channel alpha and inv_beta [C] over x [..., C].
+
+    sin and cos come from `dsp.trig.sincos` (polynomials; XLA:CPU's own sin was most of a Snake's
+    time) and the VJP is written out: one sincos of 2 alpha x per element, the parameter gradients
+    summed in float32 (XLA:CPU ran the autodiff backward of the paper encoder's Snakes about 25 times
+    slower than their forward, docs/performance.md). Numerics are float32 whatever x's dtype.
+    """
+    return _snake_fwd(x, alpha, inv_beta)[0]
+
+
+def _snake_fwd(x, alpha, inv_beta):
+    sin, _ = sincos(alpha * x)
+    y = x.astype(jnp.float32) + inv_beta.astype(jnp.float32) * sin * sin
+    return y.astype(jnp.result_type(x, alpha, inv_beta)), (x, alpha, inv_beta)
+
+
+def _snake_bwd(residuals, g):
+    x, alpha, inv_beta = residuals
+    g = g.astype(jnp.float32)
+    a, b, xf = alpha.astype(jnp.float32), inv_beta.astype(jnp.float32), x.astype(jnp.float32)
+    sin_twice, cos_twice = sincos(2.0 * a * xf)   # d sin^2(a x) / d(a x) = sin 2ax; sin^2 ax = (1 - cos 2ax) / 2
+    batch_axes = tuple(range(x.ndim - 1))
+    g_x = g * (1.0 + (b * a) * sin_twice)
+    g_alpha = b * jnp.sum(g * xf * sin_twice, axis=batch_axes)
+    g_inv_beta = jnp.sum(g * (0.5 - 0.5 * cos_twice), axis=batch_axes)
+    return g_x.astype(x.dtype), g_alpha.astype(alpha.dtype), g_inv_beta.astype(inv_beta.dtype)
+
+
+snake.defvjp(_snake_fwd, _snake_bwd)
 
 
 class Snake(nn.Module):
@@ -24,7 +58,7 @@ class Snake(nn.Module):
     @nn.compact
     def __call__(self, x):
         alpha = self.param("alpha", nn.initializers.ones, (x.shape[-1],), jnp.float32).astype(self.dtype)
-        return x + jnp.reciprocal(alpha + 1e-9) * jnp.sin(alpha * x) ** 2
+        return snake(x, alpha, jnp.reciprocal(alpha + 1e-9))
 
 
 class SnakeBeta(nn.Module):
@@ -44,7 +78,7 @@ class SnakeBeta(nn.Module):
         beta = jnp.exp(self.param("log_beta", nn.initializers.zeros, (c,), jnp.float32)).astype(self.dtype)
         if self.anti_alias:
             x = alias_free_upsample2(x.astype(self.dtype))
-        y = x + jnp.reciprocal(beta + 1e-9) * jnp.sin(alpha * x) ** 2
+        y = snake(x, alpha, jnp.reciprocal(beta + 1e-9))
         return alias_free_downsample2(y) if self.anti_alias else y
 
 

@@ -3,7 +3,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from speechvae_jax.models.layers import Snake, SnakeBeta, SubPixelUpsample, TransposedUpsample, conv1d, weight_norm
+from speechvae_jax.models.layers import (
+    Snake,
+    SnakeBeta,
+    SubPixelUpsample,
+    TransposedUpsample,
+    conv1d,
+    snake,
+    weight_norm,
+)
 
 
 def _torch_conv_transpose(x, w, b, stride, padding):
@@ -87,3 +95,30 @@ def test_anti_aliased_snakebeta_keeps_parameters_and_length():
     assert jax.tree.structure(p) == jax.tree.structure(aa.init(jax.random.key(0), x))
     y = np.asarray(aa.apply(p, x))
     assert y.shape == x.shape and not np.allclose(y, plain.apply(p, x), atol=1e-3)
+
+
+def test_snake_vjp_equals_autodiff_of_the_formula():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 7, 3)) * 3, jnp.float32)
+    alpha = jnp.asarray([0.5, 1.0, 2.3], jnp.float32)
+    inv_beta = jnp.asarray([1.7, 0.4, 1.0], jnp.float32)
+    g = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+    formula = lambda x, a, b: x + b * jnp.sin(a * x) ** 2  # noqa: E731
+    y, vjp = jax.vjp(snake, x, alpha, inv_beta)
+    y_ref, vjp_ref = jax.vjp(formula, x, alpha, inv_beta)
+    np.testing.assert_allclose(y, y_ref, atol=1e-6)
+    for got, ref in zip(vjp(g), vjp_ref(g)):
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_snake_under_bfloat16_keeps_the_dtypes_and_sums_in_float32():
+    x = jnp.linspace(-2, 2, 12, dtype=jnp.bfloat16).reshape(1, 4, 3)
+    alpha = jnp.ones(3, jnp.bfloat16)
+    y, vjp = jax.vjp(snake, x, alpha, alpha)
+    assert y.dtype == jnp.bfloat16
+    g_x, g_alpha, _ = vjp(jnp.ones_like(y))
+    assert g_x.dtype == jnp.bfloat16 and g_alpha.dtype == jnp.bfloat16
+    xf = np.asarray(x, np.float32)
+    np.testing.assert_allclose(np.asarray(g_alpha, np.float32),
+                               np.sum(xf * np.sin(2 * xf), axis=(0, 1)), rtol=1e-2)
