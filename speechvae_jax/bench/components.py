@@ -1,5 +1,6 @@
 """Where the training step's time goes: each component of the release model, forward + backward,
-in eager PyTorch and in JAX, alternately in one run (prints a table; no assertions).
+in eager PyTorch and in JAX, alternately in one run, each framework in its own process (`bench.sides`;
+prints a table; no assertions).
 
   python -m speechvae_jax.bench.components [--batch 1] [--crop 32768] [--repeats 3] [--threads 2]
                                             [--wrt both|params|input]
@@ -19,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.bench import reference
-from speechvae_jax.bench.peer import alternate, cpu_line, peer_arguments
+from speechvae_jax.bench.peer import cpu_line, peer_arguments, print_table
+from speechvae_jax.bench.sides import alternate
 from speechvae_jax.models.discriminators import Discriminators
 from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.run import load_config_file
@@ -114,26 +116,37 @@ def torch_components(batch: int, crop: int, threads: int, wrt: str = "both") -> 
     return out
 
 
-def main() -> None:
+def _flat(components: dict) -> dict:
+    """{name: (forward, backward, x)} -> {"name, forward": (fn, x), "name, forward + backward": (fn, x)}."""
+    return {f"{name}, {mode}": (fns[i], fns[2]) for name, fns in components.items()
+            for i, mode in ((0, "forward"), (1, "forward + backward"))}
+
+
+def torch_side(batch: int, crop: int, threads: int, wrt: str):
+    """The PyTorch worker's parts (`bench.sides` builder)."""
     import torch
 
+    return _flat(torch_components(batch, crop, threads, wrt)), {"version": torch.__version__}
+
+
+def jax_side(batch: int, crop: int, threads: int, wrt: str):
+    """The JAX worker's parts (`bench.sides` builder); XLA:CPU uses every core whatever `threads` says."""
+    return _flat(jax_components(batch, crop, wrt)), {"version": jax.__version__}
+
+
+def main() -> None:
     ap = peer_arguments()
     ap.add_argument("--wrt", choices=tuple(WRT), default="both",
                     help="the backward's gradients: w.r.t. parameters and input (a train step), or one of them")
     args = ap.parse_args()
-    print(f"cpu: {cpu_line()}\njax {jax.__version__}, torch {torch.__version__}, batch {args.batch} x {args.crop}, "
-          f"{args.threads} threads, backward w.r.t. {args.wrt}")
-    tc = torch_components(args.batch, args.crop, args.threads, args.wrt)
-    jc = jax_components(args.batch, args.crop, args.wrt)
-    pairs, inputs = {}, {}
-    for name in tc:
-        for i, mode in ((0, "forward"), (1, "forward + backward")):
-            pairs[f"{name}, {mode}"] = (tc[name][i], jc[name][i])
-            inputs[f"{name}, {mode}"] = (tc[name][2], jc[name][2])
-    res = alternate(pairs, inputs, args.repeats)
-    print("\n| component | PyTorch eager (s) | JAX (s) | JAX speed / PyTorch |\n|---|---|---|---|")
-    for name, (t, j) in res.items():
-        print(f"| {name} | {t:.3f} | {j:.3f} | {t / j:.2f}x |")
+    print(f"cpu: {cpu_line()}\nbatch {args.batch} x {args.crop}, PyTorch on {args.threads} threads, backward "
+          f"w.r.t. {args.wrt}; each framework in its own process, {'grouped' if args.grouped else 'alternating'} calls")
+    medians, _, info = alternate({"torch": "speechvae_jax.bench.components:torch_side",
+                                      "jax": "speechvae_jax.bench.components:jax_side"},
+                                     dict(batch=args.batch, crop=args.crop, threads=args.threads, wrt=args.wrt),
+                                     args.repeats, args.grouped)
+    print(f"jax {info['jax']['version']}, torch {info['torch']['version']}")
+    print_table("component", medians)
 
 
 if __name__ == "__main__":

@@ -2,25 +2,26 @@
 
   python -m speechvae_jax.bench.peer [--batch 1] [--crop 32768] [--repeats 3] [--threads 2] [--flops]
 
-Both sides are built at random weights in one process and timed alternately (PyTorch, then JAX, per
-repeat; medians printed): the generator step with the discriminators' forward for the GAN losses
-(the `none` variant: MR-STFT + KL + LSGAN + feature matching, no teacher), the discriminator step
-(MPD + sub-band CQT), the encoder alone (export), a WavLM-Large-shaped teacher forward (PyTorch
-`transformers` vs this project's Flax port), float32 matmul peaks, and with `--flops` the achieved
-GFLOP/s of the JAX step pair from XLA's cost analysis. Prints `lscpu` model and vector flags first.
-PyTorch side: the reference packages (`bench.reference`), AdamW(1e-4, betas 0.8/0.99) as the release.
+Both sides are built at random weights, each in its own worker process (`bench.sides`), and timed
+alternately (PyTorch, then JAX, per repeat; medians printed): a float32 2048^3 matmul, the generator
+step with the discriminators' forward for the GAN losses (the `none` variant: MR-STFT + KL + LSGAN +
+feature matching, no teacher), the discriminator step (MPD + sub-band CQT), the encoder alone
+(export), a WavLM-Large-shaped teacher forward (PyTorch `transformers` vs this project's Flax port),
+and with `--flops` the achieved GFLOP/s of the JAX step pair from XLA's cost analysis. Prints `lscpu`
+model and vector flags first. PyTorch side: the reference packages (`bench.reference`), AdamW(1e-4,
+betas 0.8/0.99) as the release.
 """
 from __future__ import annotations
 
 import argparse
 import subprocess
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from speechvae_jax.bench import reference
+from speechvae_jax.bench.sides import alternate
 from speechvae_jax.bench.train_step import teacher_for
 from speechvae_jax.models.vae import SpeechVAE
 from speechvae_jax.presets.run import load_config_file
@@ -127,80 +128,72 @@ def jax_steps(batch: int, crop: int, size: str = "paper"):
     return run(g_fn), run(d_fn), export, flops
 
 
-def export_pair(threads: int):
-    """(PyTorch encoder forward, JAX encoder forward) alone: the release encoder vs the paper preset's."""
+MATMUL = "float32 matmul 2048^3"
+GENERATOR, DISCRIMINATOR = "generator step (GAN forward, no teacher)", "discriminator step"
+EXPORT, TEACHER = "encoder forward (export)", "WavLM-Large forward"
+
+
+def _audio(batch: int, crop: int) -> np.ndarray:
+    return np.asarray(0.1 * np.random.default_rng(0).standard_normal((batch, crop)), np.float32)
+
+
+def torch_side(batch: int, crop: int, threads: int, teacher: bool, export_only: bool, flops: bool):
+    """The PyTorch worker's parts (`bench.sides` builder): the release in eager mode, `threads` threads."""
     import torch
 
     reference.enable()
     torch.set_num_threads(threads)
-    enc = reference.encoder()
-    vae = SpeechVAE(load_config_file("paper", "none").model)
-    params = jax.jit(vae.init)(jax.random.PRNGKey(0), jnp.zeros((1, 400)))["params"]
-    encode = jax.jit(lambda p, a: vae.apply({"params": p}, a, method=vae.encode))
+    a = torch.randn(2048, 2048)
+    audio = torch.from_numpy(_audio(batch, crop))[:, None]
+    parts = {MATMUL: (lambda a: torch.mm(a, a), a)}
+    if export_only:
+        enc = reference.encoder()
 
-    def torch_fwd(x):
-        with torch.inference_mode():
-            enc(x)
+        def export(x):
+            with torch.inference_mode():
+                enc(x)
+    else:
+        g_step, d_step, export = torch_steps(threads)
+        parts.update({GENERATOR: (g_step, audio), DISCRIMINATOR: (d_step, audio)})
+    parts[EXPORT] = (export, audio)
+    if teacher and not export_only:
+        from transformers import WavLMConfig, WavLMModel
 
-    return torch_fwd, lambda a: jax.block_until_ready(encode(params, a))
+        hf = WavLMModel(WavLMConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                    intermediate_size=4096, feat_extract_norm="layer", do_stable_layer_norm=True,
+                                    conv_bias=True)).eval()
 
-
-def teacher_pair(crop: int, threads: int):
-    """(PyTorch transformers WavLM-Large forward, our Flax port's forward), random weights."""
-    import torch
-    from transformers import WavLMConfig, WavLMModel
-
-    torch.set_num_threads(threads)
-    hf = WavLMModel(WavLMConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                                intermediate_size=4096, feat_extract_norm="layer", do_stable_layer_norm=True,
-                                conv_bias=True)).eval()
-    ours, _ = teacher_for("paper")
-    fwd = jax.jit(ours.apply_fn)
-
-    def torch_fwd(x):
-        with torch.inference_mode():
-            hf(torch.from_numpy(x), output_hidden_states=True)
-
-    return torch_fwd, lambda x: jax.block_until_ready(fwd(ours.params, jnp.asarray(x), None))
+        def teacher_fwd(x):
+            with torch.inference_mode():
+                hf(x, output_hidden_states=True)
+        parts[TEACHER] = (teacher_fwd, torch.from_numpy(_audio(batch, crop)))
+    return parts, {"version": torch.__version__}
 
 
-def matmul_peaks(threads: int, n: int = 2048, repeats: int = 5) -> tuple[float, float]:
-    """float32 n^3 matmul GFLOP/s: (PyTorch, XLA)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a = torch.randn(n, n)
+def jax_side(batch: int, crop: int, threads: int, teacher: bool, export_only: bool, flops: bool):
+    """The JAX worker's parts (`bench.sides` builder): the paper preset, jitted; with `flops` the XLA
+    cost-analysis FLOPs of the generator + discriminator step pair in the info."""
+    del threads  # XLA:CPU uses every core
     mm = jax.jit(jnp.dot)
-    x = jnp.asarray(a.numpy())
-    jax.block_until_ready(mm(x, x))
-    out = []
-    for fn in (lambda: torch.mm(a, a), lambda: jax.block_until_ready(mm(x, x))):
-        fn()
-        t = [_timed(fn) for _ in range(repeats)]
-        out.append(2 * n ** 3 / min(t) / 1e9)
-    return out[0], out[1]
-
-
-def _timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
-
-
-def alternate(pairs: dict, inputs: dict, repeats: int) -> dict:
-    """{name: (torch median s, jax median s)}; one warm-up call each (JAX compiles there), then
-    PyTorch and JAX alternate within every repeat."""
-    times = {name: ([], []) for name in pairs}
-    for name, (tf, jf) in pairs.items():
-        t0 = time.perf_counter()
-        jf(inputs[name][1])
-        print(f"  {name}: JAX compile + first call {time.perf_counter() - t0:.1f} s", flush=True)
-        tf(inputs[name][0])
-    for _ in range(repeats):
-        for name, (tf, jf) in pairs.items():
-            times[name][0].append(_timed(tf, inputs[name][0]))
-            times[name][1].append(_timed(jf, inputs[name][1]))
-    return {k: (float(np.median(a)), float(np.median(b))) for k, (a, b) in times.items()}
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((2048, 2048)), jnp.float32)
+    audio = jnp.asarray(_audio(batch, crop))
+    parts, info = {MATMUL: (lambda a: jax.block_until_ready(mm(a, a)), a)}, {"version": jax.__version__}
+    if export_only:
+        vae = SpeechVAE(load_config_file("paper", "none").model)
+        params = jax.jit(vae.init)(jax.random.PRNGKey(0), jnp.zeros((1, 400)))["params"]
+        encode = jax.jit(lambda p, a: vae.apply({"params": p}, a, method=vae.encode))
+        export = lambda a: jax.block_until_ready(encode(params, a))  # noqa: E731
+    else:
+        g_step, d_step, export, step_flops = jax_steps(batch, crop)
+        parts.update({GENERATOR: (g_step, audio), DISCRIMINATOR: (d_step, audio)})
+        if flops:
+            info["flops"] = step_flops(audio)
+    parts[EXPORT] = (export, audio)
+    if teacher and not export_only:
+        ours, _ = teacher_for("paper")
+        fwd = jax.jit(ours.apply_fn)
+        parts[TEACHER] = (lambda x: jax.block_until_ready(fwd(ours.params, x, None)), audio)
+    return parts, info
 
 
 def peer_arguments() -> argparse.ArgumentParser:
@@ -210,49 +203,47 @@ def peer_arguments() -> argparse.ArgumentParser:
     ap.add_argument("--crop", type=int, default=32768)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grouped", action="store_true",
+                    help="time each part's repeats back to back per framework instead of alternating calls")
     return ap
 
 
-def main() -> None:
-    import torch
+def print_table(first_column: str, medians: dict) -> None:
+    """The markdown table of `bench.sides.alternate`'s medians, JAX speed relative to PyTorch."""
+    print(f"\n| {first_column} | PyTorch eager (s) | JAX (s) | JAX speed / PyTorch |\n|---|---|---|---|")
+    for name, m in medians.items():
+        print(f"| {name} | {m['torch']:.3f} | {m['jax']:.3f} | {m['torch'] / m['jax']:.2f}x |")
 
+
+def main() -> None:
     ap = peer_arguments()
     ap.add_argument("--flops", action="store_true", help="also compile the step pair for XLA's FLOP count")
     ap.add_argument("--no-teacher", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="only the encoder forward (little memory)")
     args = ap.parse_args()
-    print(f"cpu: {cpu_line()}\njax {jax.__version__} {jax.devices()}, torch {torch.__version__}, "
-          f"batch {args.batch} x {args.crop}, {args.threads} threads")
-    t_peak, j_peak = matmul_peaks(args.threads)
-    print(f"float32 matmul 2048^3: PyTorch {t_peak:.0f} GFLOP/s, XLA {j_peak:.0f} GFLOP/s")
-    audio = np.asarray(0.1 * np.random.default_rng(0).standard_normal((args.batch, args.crop)), np.float32)
-    ta, ja = torch.from_numpy(audio)[:, None], jnp.asarray(audio)
-    if args.export_only:
-        pairs = {"encoder forward (export)": export_pair(args.threads)}
-    else:
-        tg, td, te = torch_steps(args.threads)
-        jg, jd, je, jflops = jax_steps(args.batch, args.crop)
-        pairs = {"generator step (GAN forward, no teacher)": (tg, jg), "discriminator step": (td, jd),
-                 "encoder forward (export)": (te, je)}
-    inputs = {k: (ta, ja) for k in pairs}
-    if not (args.no_teacher or args.export_only):
-        pairs["WavLM-Large forward"] = teacher_pair(args.crop, args.threads)
-        inputs["WavLM-Large forward"] = (audio, audio)
-    res = alternate(pairs, inputs, args.repeats)
-    print("\n| step | PyTorch eager (s) | JAX (s) | JAX speed / PyTorch |\n|---|---|---|---|")
-    for name, (t, j) in res.items():
-        print(f"| {name} | {t:.3f} | {j:.3f} | {t / j:.2f}x |")
-    audio_s, export = args.batch * args.crop / 16000, res["encoder forward (export)"]
-    print(f"encoder export: PyTorch {audio_s / export[0]:.2f}, JAX {audio_s / export[1]:.2f} audio-seconds/s")
+    kwargs = dict(batch=args.batch, crop=args.crop, threads=args.threads, teacher=not args.no_teacher,
+                  export_only=args.export_only, flops=args.flops)
+    print(f"cpu: {cpu_line()}\nbatch {args.batch} x {args.crop}, PyTorch on {args.threads} threads; "
+          f"each framework in its own process, {'grouped' if args.grouped else 'alternating'} calls")
+    medians, _, info = alternate({"torch": "speechvae_jax.bench.peer:torch_side",
+                                      "jax": "speechvae_jax.bench.peer:jax_side"}, kwargs, args.repeats, args.grouped)
+    print(f"jax {info['jax']['version']}, torch {info['torch']['version']}")
+    matmul = medians.pop(MATMUL)
+    peaks = {side: 2 * 2048 ** 3 / seconds / 1e9 for side, seconds in matmul.items()}
+    print(f"float32 matmul 2048^3: PyTorch {peaks['torch']:.0f} GFLOP/s, XLA {peaks['jax']:.0f} GFLOP/s")
+    print_table("step", medians)
+    audio_s, export = args.batch * args.crop / 16000, medians[EXPORT]
+    print(f"encoder export: PyTorch {audio_s / export['torch']:.2f}, JAX {audio_s / export['jax']:.2f} "
+          f"audio-seconds/s")
     if args.export_only:
         return
-    keys = list(res)[:2]
-    pair_t, pair_j = sum(res[k][0] for k in keys), sum(res[k][1] for k in keys)
-    print(f"| generator + discriminator pair | {pair_t:.3f} | {pair_j:.3f} | {pair_t / pair_j:.2f}x |")
+    pair = {side: medians[GENERATOR][side] + medians[DISCRIMINATOR][side] for side in ("torch", "jax")}
+    print(f"| generator + discriminator pair | {pair['torch']:.3f} | {pair['jax']:.3f} | "
+          f"{pair['torch'] / pair['jax']:.2f}x |")
     if args.flops:
-        f = jflops(ja)
-        print(f"JAX step pair: {f / 1e9:.1f} GFLOP (XLA cost analysis), {f / pair_j / 1e9:.0f} GFLOP/s achieved "
-              f"= {100 * f / pair_j / 1e9 / j_peak:.0f} % of the XLA matmul peak")
+        f = info["jax"]["flops"]
+        print(f"JAX step pair: {f / 1e9:.1f} GFLOP (XLA cost analysis), {f / pair['jax'] / 1e9:.0f} GFLOP/s achieved "
+              f"= {100 * f / pair['jax'] / 1e9 / peaks['jax']:.0f} % of the XLA matmul peak")
 
 
 if __name__ == "__main__":
