@@ -133,12 +133,22 @@ class Conv(nn.Module):
         nd = len(self.kernel_size)
         w = normed_kernel(self, self.kernel_init, (*self.kernel_size, x.shape[-1], self.features), self.weight_norm)
         b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        spatial = "HWD"[:nd] if nd > 1 else "W"
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), w.astype(self.dtype), tuple(self.strides or (1,) * nd),
-            [tuple(p) for p in (self.padding or [(0, 0)] * nd)],
-            rhs_dilation=tuple(self.kernel_dilation or (1,) * nd),
-            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
+        strides = tuple(self.strides or (1,) * nd)
+        padding = [tuple(p) for p in (self.padding or [(0, 0)] * nd)]
+        dilation = tuple(self.kernel_dilation or (1,) * nd)
+        x, w = x.astype(self.dtype), w.astype(self.dtype)
+        if nd == 2 and self.kernel_size[1] == 1 and strides[1] == 1 and padding[1] == (0, 0):
+            # a (k, 1) kernel (the period discriminators') never mixes the second axis: fold it into the
+            # batch and run the 1-D convolution (XLA:CPU ran the 2-D form's backward 1.8x slower)
+            bsz, _, width, _ = x.shape
+            folded = x.transpose(0, 2, 1, 3).reshape(bsz * width, x.shape[1], x.shape[3])
+            y = jax.lax.conv_general_dilated(folded, w[:, 0], strides[:1], padding[:1], rhs_dilation=dilation[:1],
+                                             dimension_numbers=("NWC", "WIO", "NWC"))
+            y = y.reshape(bsz, width, y.shape[1], self.features).transpose(0, 2, 1, 3)
+        else:
+            spatial = "HWD"[:nd] if nd > 1 else "W"
+            y = jax.lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
+                                             dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
         return y + b.astype(self.dtype)
 
 

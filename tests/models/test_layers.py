@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from speechvae_jax.models.layers import (
+    Conv,
     Snake,
     SnakeBeta,
     SubPixelUpsample,
@@ -122,3 +123,12 @@ def test_snake_under_bfloat16_keeps_the_dtypes_and_sums_in_float32():
     xf = np.asarray(x, np.float32)
     np.testing.assert_allclose(np.asarray(g_alpha, np.float32),
                                np.sum(xf * np.sin(2 * xf), axis=(0, 1)), rtol=1e-2)
+
+
+def test_a_k_by_1_conv2d_equals_the_general_2d_convolution():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 17, 3, 4)), jnp.float32)
+    mod = Conv(6, (5, 1), (3, 1), padding=[(2, 2), (0, 0)], weight_norm=True)
+    params = mod.init(jax.random.key(0), x)
+    ref = jax.lax.conv_general_dilated(x, weight_norm(params["params"]["kernel"], params["params"]["gain"], -1),
+                                       (3, 1), [(2, 2), (0, 0)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(mod.apply(params, x), ref + params["params"]["bias"], atol=1e-5)
