@@ -120,7 +120,7 @@ def release_cqt(x, sample_rate: int, hop: int, n_bins: int, bins_per_octave: int
         x = correlate(x, taps, stride=factor, padding=((len(taps) - 1) // 2,) * 2)
         hop //= factor
         real, imag, lengths, _ = release_cqt_kernels(sample_rate / factor, float(fmin), n_bins, bins_per_octave)
-    kernel = jnp.asarray(np.concatenate([real, -imag], axis=1))[:, None, :]  # [K, 1, 2 * bpo]
+    kernel = jnp.asarray(np.concatenate([real, -imag], axis=1))  # [K, 2 * bpo]
     size, nb = kernel.shape[0], real.shape[1]
     half_band = firwin2_lowpass(0.5, transition=0.001)
     octaves = []
@@ -128,8 +128,11 @@ def release_cqt(x, sample_rate: int, hop: int, n_bins: int, bins_per_octave: int
         h = hop // 2 ** o
         if o:
             x = correlate(x, half_band, stride=2, padding=((len(half_band) - 1) // 2,) * 2)
-        y = jax.lax.conv_general_dilated(x[:, :, None], kernel, (h,), [(size // 2, size // 2)],
-                                         dimension_numbers=("NWC", "WIO", "NWC"))
+        # the strided correlation as gathered frames times the kernels: its gradient is a scatter-add,
+        # 2-3x cheaper in XLA:CPU than the transpose of a strided one-channel convolution
+        padded = jnp.pad(x, ((0, 0), (size // 2, size // 2)))
+        starts = np.arange(1 + (padded.shape[1] - size) // h) * h
+        y = padded[:, starts[:, None] + np.arange(size)] @ kernel                     # [B, frames, 2 * bpo]
         octaves.append(jax.lax.complex(y[..., :nb], y[..., nb:]))
     z = jnp.concatenate(octaves[::-1], axis=-1)[..., -n_bins:]
     return z * (factor * jnp.sqrt(jnp.asarray(lengths)))

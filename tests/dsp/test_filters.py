@@ -108,3 +108,17 @@ def test_resample_up_interpolates_a_band_limited_tone():
     assert y.shape == (1600,)
     np.testing.assert_allclose(y[100:-100], np.sin(2 * np.pi * 0.03 * np.arange(1600) / 2)[100:-100], atol=2e-3)
     np.testing.assert_allclose(y[::2], x[0], atol=2e-2)  # the even outputs sit on the input samples
+
+
+@pytest.mark.parametrize("stride,padding", [(1, None), (2, (7, 7)), (3, (0, 5)), (2, (2, 0))])
+def test_correlate_gradient_equals_the_transposed_operator(stride, padding):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 37)), jnp.float32)
+    taps = rng.normal(size=8).astype(np.float32)
+    y = filters.correlate(x, taps, stride, padding)
+    g = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    (got,) = jax.vjp(lambda x: filters.correlate(x, taps, stride, padding), x)[1](g)
+    # the explicit matrix of the operator: column j is the response to the j-th unit impulse
+    matrix = np.stack([np.asarray(filters.correlate(np.eye(37, dtype=np.float32)[j][None], taps, stride, padding))[0]
+                       for j in range(37)], axis=1)                                           # [L', L]
+    np.testing.assert_allclose(got, np.asarray(g) @ matrix, atol=1e-5)
