@@ -37,7 +37,7 @@ def _serve(side: str, builder: str, kwargs: dict, conn) -> None:
     first = {}
     for name, (fn, x) in parts.items():
         first[name] = timed(fn, x)
-        print(f"  [{side}] {name}: first call {first[name]:.1f} s (JAX compiles in it)", flush=True)
+        print(f"  [{side}] {name}: first call {first[name]:.1f} s", flush=True)
     conn.send((first, info))
     while (name := conn.recv()) is not None:
         fn, x = parts[name]
