@@ -3,7 +3,7 @@ in eager PyTorch and in JAX, alternately in one run, each framework in its own p
 prints a table; no assertions).
 
   python -m speechvae_jax.bench.components [--batch 1] [--crop 32768] [--repeats 3] [--threads 2]
-                                            [--wrt both|params|input]
+                                            [--wrt both|params|input] [--grouped]
 
 Components at the paper preset's shapes, random weights: the encoder (audio -> mean and scale), the
 BigVGAN decoder (latent -> audio), the multi-period discriminator and the sub-band CQT discriminator

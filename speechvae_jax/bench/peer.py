@@ -1,6 +1,7 @@
 """The PyTorch peer, side by side: the release model in eager PyTorch against the paper preset in JAX.
 
   python -m speechvae_jax.bench.peer [--batch 1] [--crop 32768] [--repeats 3] [--threads 2] [--flops]
+                                     [--grouped] [--no-teacher] [--export-only]
 
 Both sides are built at random weights, each in its own worker process (`bench.sides`), and timed
 alternately (PyTorch, then JAX, per repeat; medians printed): a float32 2048^3 matmul, the generator
@@ -141,6 +142,7 @@ def torch_side(batch: int, crop: int, threads: int, teacher: bool, export_only: 
     """The PyTorch worker's parts (`bench.sides` builder): the release in eager mode, `threads` threads."""
     import torch
 
+    del flops  # a JAX-side figure
     reference.enable()
     torch.set_num_threads(threads)
     a = torch.randn(2048, 2048)
