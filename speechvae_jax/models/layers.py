@@ -24,7 +24,7 @@ def snake(x, alpha, inv_beta):
 
     sin and cos come from `dsp.trig.sincos` (polynomials; XLA:CPU's own sin was most of a Snake's
     time) and the VJP is written out: one sincos of 2 alpha x per element, the parameter gradients
-    summed in float32 (XLA:CPU ran the autodiff backward of the paper encoder's Snakes about 25 times
+    summed in float32 (XLA:CPU ran the autodiff backward of the paper encoder's Snakes about 12 times
     slower than their forward, docs/performance.md). Numerics are float32 whatever x's dtype.
     """
     return _snake_fwd(x, alpha, inv_beta)[0]
