@@ -27,6 +27,7 @@ AXES = ("reconstruction", "understanding", "generation")
 DIRECTIONS = ("higher", "lower")
 REFERENCE_ROWS = ("ground_truth", "teacher", "log_mel", "resynthesis")
 BASELINE = "run:none"
+GENERATED_ROW = "tts"   # the run's own row in a report's generation summary (evaluate.generation.ROWS)
 
 
 def default_score_config() -> ConfigDict:
@@ -81,7 +82,7 @@ def _probe_values(res: dict, head: str) -> tuple[float | None, list[float]]:
 def metric_table(report: dict) -> dict:
     """{axis: {metric: {"value": v, "seeds": [...], <reference row>: v, <row>_seeds: [...]}}} of a
     report (evaluate.report schema; generation: report["generation"]["summary"] = {row: {metric: v}}
-    with the run's own row "generated")."""
+    with the run's own row GENERATED_ROW)."""
     out: dict = {}
     rec = report.get("reconstruction", {}).get("summary")
     if rec:
@@ -108,7 +109,7 @@ def metric_table(report: dict) -> dict:
         for row_name, metrics in gen.items():
             for m, v in metrics.items():
                 if isinstance(v, (int, float)):
-                    rows.setdefault(m, {})["value" if row_name == "generated" else row_name] = v
+                    rows.setdefault(m, {})["value" if row_name == GENERATED_ROW else row_name] = v
     return out
 
 

@@ -116,3 +116,26 @@ def test_ranking_stability_over_probe_seeds():
     assert st["rank_range"]["a"] == [1, 2] and st["rank_range"]["none"] == [3, 3]
     np.testing.assert_allclose(st["top_agreement"], 2 / 3)
     np.testing.assert_allclose(st["kendall_tau_mean"], (1 + 1 / 3 + 1 / 3) / 3)
+
+
+def test_generation_axis_reads_the_rows_the_evaluation_writes():
+    """The generation summary as evaluate.generation writes it (rows ROWS, the TTS's own row among them)
+    is scored between the `none` run and the ground truth."""
+    from speechvae_jax.evaluate.generation import ROWS
+    assert score.GENERATED_ROW in ROWS
+
+    def gen_report(tts_wer, tts_sim):
+        rows = {"ground_truth": {"wer": 0.2, "speaker_sim": 0.9}, "resynthesis": {"wer": 0.5, "speaker_sim": 0.7},
+                score.GENERATED_ROW: {"wer": tts_wer, "speaker_sim": tts_sim}}
+        return {"generation": {"summary": {row: {**rows[row], "frechet": 1.0, "errors": {}} for row in ROWS}}}
+
+    tables = {"none": score.metric_table(gen_report(1.0, 0.5)), "a": score.metric_table(gen_report(0.6, 0.7))}
+    cfg = score.resolve_config({"axis_weights": {"reconstruction": 0.0, "understanding": 0.0, "generation": 1.0},
+                                "metrics": {"generation": {"wer": ("lower", "run:none", "ground_truth"),
+                                                           "speaker_sim": ("higher", "run:none", "ground_truth")}}})
+    got = score.score_runs(tables, cfg)
+    assert got["unscored_axes"] == []
+    # wer: (0.6 - 1.0) / (0.2 - 1.0); speaker similarity: (0.7 - 0.5) / (0.9 - 0.5)
+    np.testing.assert_allclose(got["runs"]["a"]["metrics"]["generation"]["wer"], 50.0)
+    np.testing.assert_allclose(got["runs"]["a"]["metrics"]["generation"]["speaker_sim"], 50.0)
+    np.testing.assert_allclose(got["runs"]["a"]["overall"], 50.0)
