@@ -7,8 +7,9 @@ neighbours' recipes and the VAE without alignment (1 + 6 x 3 + 4 + 3 = 26 runs o
       --config.run.data.source=folder:/data/LibriSpeech --config.run.teacher.path=/ckpt/wavlm-large-jax
   speechvae study --config configs/study_paper.py --workdir /mnt/study --collect
 
-The evaluation uses the full protocol of `speechvae evaluate` (docs/evaluation.md); add
-"generation" to eval.axes once that axis is available.
+The evaluation uses the full protocol of `speechvae evaluate` (docs/evaluation.md) on all three axes:
+every run exports its train / valid / test latents and trains its own configs/tts_paper.py TTS on them
+(the `tts` stage) before the generation axis scores the speech that TTS makes.
 """
 from ml_collections import ConfigDict
 
@@ -29,8 +30,9 @@ def get_config():
     c.pooling = ConfigDict({"pooling": "device", "pool_items": None})
     c.run = ConfigDict({"data": {"source": "folder:/data/LibriSpeech"},
                         "teacher": {"path": "/ckpt/wavlm-large-jax"}})
-    c.export = ConfigDict({"splits": ("test",), "mode": "mean", "dtype": "float16"})
-    c.eval = ConfigDict({"axes": ("reconstruction", "understanding"), "data": "", "reference_run": "",
+    c.export = ConfigDict({"splits": ("train", "valid", "test"), "mode": "mean", "dtype": "float16"})
+    c.tts = ConfigDict({"base": "tts_paper", "run": {}})
+    c.eval = ConfigDict({"axes": ("reconstruction", "understanding", "generation"), "data": "", "reference_run": "",
                          "sizes": {}})
     c.score = ConfigDict({"axis_weights": {"reconstruction": 1.0, "understanding": 1.0, "generation": 1.0}})
     return c

@@ -4,16 +4,25 @@ sweep of joint-marginal and the VAE without alignment, on the built-in corpus (d
   speechvae study --config configs/study_tiny.py --workdir STUDY \
       --config.run.data.source=corpus:demo_out/corpus --config.run.teacher.path=demo_out/teacher/teacher
 
+  # all three axes: joint-marginal and time-axis (adaptive) and the baseline, each with a TTS on its latents
+  speechvae study --config configs/study_tiny.py:three_axes --workdir STUDY3 \
+      --config.run.data.source=corpus:demo_out/corpus --config.run.teacher.path=demo_out/teacher/teacher
+
 Re-running the same command resumes (finished runs, exports and evaluation parts are kept). Sized
 so the 11 runs (4 schemes x 2 weightings, 2 more sweep points, the baseline) train, export and
 evaluate in about 45 minutes on 2 CPU cores (2700 s measured, docs/study.md): short GAN-free
 training, a reduced evaluation protocol (fewer utterances, no CTC probe) and the probes' reference
-rows computed once.
+rows computed once. `three_axes` adds the generation axis: every run also exports its train / valid
+splits and trains `configs/tts_tiny.py` for 600 steps on them (the demo's TTS), so 3 runs only.
 """
 from ml_collections import ConfigDict
 
+VARIANTS = ("", "three_axes")
 
-def get_config():
+
+def get_config(variant: str = ""):
+    if variant not in VARIANTS:
+        raise ValueError(f"configs/study_tiny.py: unknown variant {variant!r}; one of {VARIANTS[1:]} or none")
     c = ConfigDict()
     c.base = "tiny"                    # configs/tiny.py: get_config(variant) of every run
     c.baseline = True                  # the VAE without alignment ("none"): the reconstruction anchor
@@ -51,4 +60,11 @@ def get_config():
         "metrics": {"understanding": {m: ("higher", "run:none", "teacher")
                                       for m in ("phoneme_frame/linear", "speaker_id/linear", "keyword/linear")}},
     })
+    if variant == "three_axes":
+        c.schemes, c.weightings = ("joint_marginal", "time_axis"), ("adaptive",)
+        c.sweep.hyper_weights = ()
+        c.export.splits = ("train", "valid", "test")
+        c.eval.axes = ("reconstruction", "understanding", "generation")
+        c.tts = ConfigDict({"base": "tts_tiny", "run": {"train": {"num_steps": 600, "sample_every": 0},
+                                                         "optim": {"decay_steps": 600}}})
     return c

@@ -312,10 +312,10 @@ def _generate_sample(args):
 def _study_flags(p):
     _workdir_flag(p, "the study folder (runs/, status/, compare/)")
     p.add_argument("--only", default=None,
-                   help="comma-separated run names: train, export and evaluate only these, in this order")
-    p.add_argument("--stages", default="train,export,evaluate",
-                   help="comma-separated stages to run (train,export,evaluate), e.g. train on a TPU slice and "
-                        "evaluate elsewhere")
+                   help="comma-separated run names: handle only these, in this order")
+    p.add_argument("--stages", default="train,export,tts,evaluate",
+                   help="comma-separated stages to run (train,export,tts,evaluate; tts only in studies that score "
+                        "generation), e.g. train on a TPU slice and evaluate elsewhere")
     p.add_argument("--list", action="store_true", help="list the runs of the grid and what each has done")
     p.add_argument("--print-commands", action="store_true",
                    help="print one `speechvae study ... --only NAME` line per run (for a job array)")

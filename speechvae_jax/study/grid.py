@@ -5,7 +5,8 @@ weightings (every scheme runs with every weighting, so the loss is never confoun
 weighted), the hyper-weight of each weighting, a hyper-weight sweep of one (scheme, weighting), the
 neighbours' recipes, and a baseline without alignment. `plan(study)` lists the runs; `run_config`
 builds each one's ConfigDict from the base file exactly as `speechvae train --config BASE:VARIANT`
-would, then applies the study's overrides.
+would, then applies the study's overrides; `tts_config` builds a run's TTS config the same way from
+the study's `tts` section (studies that score generation).
 """
 from __future__ import annotations
 
@@ -78,12 +79,13 @@ def sweep_runs(study: ConfigDict, runs: list[RunSpec]) -> list[RunSpec]:
     return sorted(on, key=lambda r: r.hyper_weight)
 
 
-def _apply(node: ConfigDict, overrides: ConfigDict, path: str = "") -> None:
-    """Recursively set the keys of `overrides` on `node` (keys must exist, as on the command line)."""
+def _apply(node: ConfigDict, overrides: ConfigDict, path: str) -> None:
+    """Recursively set the keys of `overrides` on `node` (keys must exist, as on the command line);
+    `path` names the overrides' section in errors ("study.run.")."""
     for key, value in overrides.items():
         where = f"{path}{key}"
         if key not in node:
-            raise ValueError(f"study.run.{where}: no such key in the run config")
+            raise ValueError(f"{where}: no such key in the run config")
         if isinstance(value, ConfigDict):
             _apply(node[key], value, where + ".")
         else:
@@ -99,9 +101,20 @@ def run_config(study: ConfigDict, spec: RunSpec) -> ConfigDict:
         raise ValueError("study.run must not set alignment keys: use schemes, weightings, hyper_weights, "
                          "sweep and pooling, which the study records")
     with config.unlocked():
-        _apply(config, study.run)
+        _apply(config, study.run, "study.run.")
         if spec.role in ("grid", "sweep"):
             config.alignment.hyper_weight = float(spec.hyper_weight)
             config.alignment.pooling = study.pooling.pooling
             config.alignment.pool_items = study.pooling.get("pool_items")
     return config
+
+
+def tts_config(study: ConfigDict, latents: str) -> ConfigDict:
+    """The config of a run's TTS (studies that score generation): the file `study.tts.base`'s
+    get_config(), the study's `tts.run` overrides, trained on the exports under `latents`."""
+    config = load_config_file(study.tts.base, "")
+    with config.unlocked():
+        _apply(config, study.tts.run, "study.tts.run.")
+        config.data.latents = latents
+    return config
+

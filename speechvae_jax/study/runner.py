@@ -1,12 +1,13 @@
 """`speechvae study`: train, export and evaluate every run of the grid, then write the comparison.
 
     STUDY/plan.json             the runs (name, role, variant, hyper-weight) and the study config
-    STUDY/runs/<name>/          each run's folder (config.json, checkpoints/, export/, eval/)
+    STUDY/runs/<name>/          each run's folder (config.json, checkpoints/, export/, eval/, and tts/
+                                when the study scores generation: a TTS trained on the run's latents)
     STUDY/status/<name>.json    each stage's key, wall and CPU seconds (what the study did, and when)
     STUDY/compare/              compare.md, compare.json and the figures (`study.compare`)
 
-Resumable at every level: a run whose latest checkpoint reached train.num_steps is not trained
-again (an interrupted one resumes from its checkpoint through the engine), an export or evaluation
+Resumable at every level: a run (or its TTS) whose latest checkpoint reached train.num_steps is not
+trained again (an interrupted one resumes from its checkpoint through the engine), an export or evaluation
 whose recorded key (checkpoint step, settings) still matches and whose output exists is not redone,
 and an interrupted export or evaluation resumes its own finished shards and parts. On a cluster
 each run is one job (`commands` prints `speechvae study ... --only NAME`); `collect` compares the
@@ -28,9 +29,12 @@ from speechvae_jax.engine.checkpoint import Checkpoints
 from speechvae_jax.evaluate import protocol
 from speechvae_jax.evaluate import report as eval_report
 from speechvae_jax.export import writer
+from speechvae_jax.generate import trainer as tts_trainer
 from speechvae_jax.study import compare
-from speechvae_jax.study.grid import RunSpec, plan, run_config, sweep_runs
+from speechvae_jax.study.grid import RunSpec, plan, run_config, sweep_runs, tts_config
 from speechvae_jax.train.task import train_and_evaluate
+
+TTS_SPLITS = ("train", "valid", "test")   # the TTS trains on train / valid; generation reads test
 
 
 class StudyStopped(RuntimeError):
@@ -92,25 +96,26 @@ def _stage(workdir: str, name: str, stage: str, key: dict, output: str, fn: Call
     return True
 
 
-def _train(workdir: str, spec: RunSpec, config: ConfigDict, log) -> int:
-    """Train (or resume) the run unless its latest checkpoint reached num_steps; the final step."""
-    path, steps = run_dir(workdir, spec.name), int(config.train.num_steps)
+def _train(workdir: str, name: str, stage: str, path: str, config: ConfigDict, train: Callable, what: str,
+           log) -> int:
+    """Train (or resume) `config` in `path` with `train(config, path)` unless its latest checkpoint
+    reached num_steps; the final step. `stage` ("train", "tts") names it in the study's status."""
+    steps = int(config.train.num_steps)
     if (_latest_step(path) or 0) >= steps:
-        log(f"{spec.name}: trained before ({steps} steps), kept")
+        log(f"{name}: {stage} done before ({steps} steps), kept")
         return steps
-    log(f"{spec.name}: train {steps} steps ({spec.variant}, hyper-weight "
-        f"{config.alignment.hyper_weight if spec.scheme != 'none' else '-'})")
+    log(f"{name}: {stage} {steps} steps ({what})")
     t0, c0 = time.time(), time.process_time()
     config.lock()
-    result = train_and_evaluate(config, path)
+    result = train(config, path)
     jax.clear_caches()  # the next run compiles its own step; drop this one's executables
-    before = read_status(workdir, spec.name).get("train", {})
-    _record(workdir, spec.name, "train", {
+    before = read_status(workdir, name).get(stage, {})
+    _record(workdir, name, stage, {
         "key": {"num_steps": steps}, "seconds": before.get("seconds", 0.0) + time.time() - t0,
         "cpu_seconds": before.get("cpu_seconds", 0.0) + time.process_time() - c0,
         "finished": time.time(), "stopped_by": result.stopped_by})
     if result.stopped_by:
-        raise StudyStopped(spec.name, result.exit_code)
+        raise StudyStopped(name, result.exit_code)
     return result.step
 
 
@@ -145,21 +150,38 @@ def reference_run(study: ConfigDict) -> str:
     return study.eval.reference_run or plan(study)[0].name
 
 
-STAGES = ("train", "export", "evaluate")
+STAGES = ("train", "export", "tts", "evaluate")
+
+
+def _scores_generation(study: ConfigDict) -> bool:
+    """Whether the study scores the generation axis; then every run needs a TTS on its latents."""
+    if "generation" not in study.eval.axes:
+        return False
+    missing = [s for s in TTS_SPLITS if s not in study.export.splits]
+    if missing:
+        raise ValueError(f"study.eval.axes has generation: study.export.splits must hold {', '.join(TTS_SPLITS)} "
+                         f"(the TTS trains on train / valid, the axis reads test); missing {', '.join(missing)}")
+    if "tts" not in study:
+        raise ValueError("study.eval.axes has generation: the study needs a `tts` section "
+                         "(base: a TTS config file, run: its overrides; configs/study_tiny.py:three_axes)")
+    return True
 
 
 def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str], None] = print,
             stages: tuple[str, ...] = STAGES) -> None:
-    """Train, export and evaluate one run of the study (each stage skipped when already done).
-    `stages` picks some of them (e.g. train on an accelerator slice, evaluate elsewhere); export and
-    evaluation need the training finished."""
+    """Train, export, train the TTS (studies that score generation) and evaluate one run of the study
+    (each stage skipped when already done). `stages` picks some of them (e.g. train on an accelerator
+    slice, evaluate elsewhere); the later stages need the training finished."""
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown study stages {unknown}; choose from {STAGES}")
+    generation = _scores_generation(study)
     config = run_config(study, spec)
     path = run_dir(workdir, spec.name)
     if "train" in stages:
-        step = _train(workdir, spec, config, log)
+        hw = config.alignment.hyper_weight if spec.scheme != "none" else "-"
+        step = _train(workdir, spec.name, "train", path, config, train_and_evaluate,
+                      f"{spec.variant}, hyper-weight {hw}", log)
     else:
         step = _latest_step(path) or 0
         if step < int(config.train.num_steps):
@@ -174,6 +196,12 @@ def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str],
     eval_cfg = eval_config(study, spec)
     axes = list(study.eval.axes)
     key = {"step": step, "data": data, "axes": axes, "eval_config": eval_cfg.to_dict()}
+    if generation:
+        tts = tts_config(study, os.path.join(path, "export"))
+        key["tts_steps"] = int(tts.train.num_steps)
+        if "tts" in stages:
+            _train(workdir, spec.name, "tts", os.path.join(path, "tts"), tts, tts_trainer.train,
+                   f"TTS {study.tts.base}", log)
     if "evaluate" in stages:
         _stage(workdir, spec.name, "evaluate", key, os.path.join(path, "eval", "report.json"),
                lambda: eval_report.evaluate(path, eval_cfg, axes=axes, data=data), log)

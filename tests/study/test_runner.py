@@ -8,6 +8,7 @@ from ml_collections import ConfigDict
 
 from speechvae_jax.cli import main
 from speechvae_jax.presets.alignment import RECIPES
+from speechvae_jax.presets.run import load_config_file
 from speechvae_jax.study import grid, runner
 
 SHRINK = {"data": {"crop_samples": 4000},
@@ -67,6 +68,26 @@ def test_bad_study_configs_name_the_problem():
         grid.run_config(bad, grid.plan(bad)[0])
     with pytest.raises(ValueError, match="not runs of this study"):
         runner.select(grid.plan(study_config()), ["nope"])
+    three = study_config(eval={**study_config().eval.to_dict(), "axes": ("reconstruction", "generation")})
+    with pytest.raises(ValueError, match="export.splits must hold train, valid, test.*missing train, valid"):
+        runner.run_one(three, "S", grid.plan(three)[0])
+    three.export.splits = ("train", "valid", "test")
+    with pytest.raises(ValueError, match="needs a `tts` section"):
+        runner.run_one(three, "S", grid.plan(three)[0])
+
+
+@pytest.mark.parametrize("name,variant,runs", [("study_tiny", "", 11), ("study_tiny", "three_axes", 3),
+                                                ("study_paper", None, 26)])
+def test_shipped_study_configs_build_every_run(name, variant, runs):
+    study = load_config_file(name, variant)
+    plan = grid.plan(study)
+    assert len(plan) == runs
+    for spec in plan:
+        assert grid.run_config(study, spec).train.num_steps > 0
+    if "generation" in study.eval.axes:
+        assert runner._scores_generation(study)
+        tts = grid.tts_config(study, "RUN/export")
+        assert tts.data.latents == "RUN/export" and tts.train.num_steps > 0
 
 
 def test_print_commands_gives_one_line_per_run(capfd):
@@ -136,3 +157,35 @@ def test_killed_study_resumes_without_redoing_finished_parts(tiny_corpus, untrai
     calls.clear()                                     # everything finished: nothing is redone
     runner.run_study(study, work)
     assert calls == []
+
+
+# a TTS small enough to train 2 steps in seconds (tests/generate/test_trainer.py's sizes)
+SMALL_TTS = {"model": {"width": 32, "depth": 2, "heads": 2, "text_width": 16, "text_layers": 1,
+                       "conv_pos_kernel": 5, "conv_pos_groups": 4},
+             "data": {"max_frames": 24}, "optim": {"warmup_steps": 2, "decay_steps": 100},
+             "train": {"batch_size": 8, "num_steps": 2, "checkpoint_every": 2, "sample_every": 0, "log_every": 1},
+             "evals": {"val": {"every": 2, "batches": 1}}}
+
+
+@pytest.mark.slow
+def test_generation_study_trains_a_tts_on_each_runs_latents(tiny_corpus, untrained_run, tmp_path):
+    """With generation among the axes, each run exports train / valid / test and trains the study's TTS
+    on them in RUN/tts (resumable like the run itself: done once, then kept)."""
+    study = study_config(tiny_corpus, f"{untrained_run}/teacher", baseline=False,
+                         export={"splits": ("train", "valid", "test"), "mode": "mean", "dtype": "float16"},
+                         tts={"base": "tts_tiny", "run": SMALL_TTS})
+    study.eval.axes = ("reconstruction", "understanding", "generation")
+    work, spec = str(tmp_path / "study"), grid.plan(study)[0]
+    logs = []
+    runner.run_one(study, work, spec, logs.append, stages=("train", "export", "tts"))
+    tts = os.path.join(runner.run_dir(work, spec.name), "tts")
+    assert runner._latest_step(tts) == 2
+    with open(os.path.join(tts, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["data"]["latents"] == os.path.join(runner.run_dir(work, spec.name), "export")
+    assert saved["vae"]["workdir"] == os.path.abspath(runner.run_dir(work, spec.name))
+    assert {"train", "export_train", "export_valid", "export_test", "tts"} <= set(runner.read_status(work, spec.name))
+    logs.clear()
+    runner.run_one(study, work, spec, logs.append, stages=("train", "export", "tts"))
+    assert f"{spec.name}: tts done before (2 steps), kept" in logs
+
