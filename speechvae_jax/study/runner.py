@@ -54,7 +54,7 @@ def _status_path(workdir: str, name: str) -> str:
 
 
 def read_status(workdir: str, name: str) -> dict:
-    """{stage: {"key", "seconds", "finished"}} recorded for run `name` ({} when none)."""
+    """{stage: {"key", "seconds", "finished", ("inputs")}} recorded for run `name` ({} when none)."""
     path = _status_path(workdir, name)
     if not os.path.exists(path):
         return {}
@@ -96,24 +96,48 @@ def _stage(workdir: str, name: str, stage: str, key: dict, output: str, fn: Call
     return True
 
 
+def _set_aside_if_stale(workdir: str, name: str, stage: str, path: str, inputs: dict, log) -> None:
+    """Move `path` to `path.stale-<n>` when what it was trained on (the `inputs` recorded in the status,
+    e.g. the VAE step whose latents a TTS learnt) is not `inputs` now, so that training starts afresh."""
+    recorded = read_status(workdir, name).get(stage, {}).get("inputs")
+    if recorded == inputs or not os.path.isdir(path):
+        return
+    n = 1
+    while os.path.exists(f"{path}.stale-{n}"):
+        n += 1
+    os.rename(path, f"{path}.stale-{n}")
+    log(f"{name}: {stage} was trained on {recorded or 'unrecorded inputs'}, now {inputs}: "
+        f"moved to {path}.stale-{n}, training afresh")
+    status = read_status(workdir, name)
+    status.pop(stage, None)
+    fileio.atomic_write_json(_status_path(workdir, name), status, sort_keys=True)
+
+
 def _train(workdir: str, name: str, stage: str, path: str, config: ConfigDict, train: Callable, what: str,
-           log) -> int:
+           log, inputs: dict | None = None) -> int:
     """Train (or resume) `config` in `path` with `train(config, path)` unless its latest checkpoint
-    reached num_steps; the final step. `stage` ("train", "tts") names it in the study's status."""
+    reached num_steps; the final step. `stage` ("train", "tts") names it in the study's status. With
+    `inputs` (what the training reads, e.g. {"vae_step": 2000} for a TTS), a `path` trained on other
+    inputs is set aside first (`_set_aside_if_stale`); they are recorded before training starts."""
+    if inputs is not None:
+        _set_aside_if_stale(workdir, name, stage, path, inputs, log)
     steps = int(config.train.num_steps)
     if (_latest_step(path) or 0) >= steps:
         log(f"{name}: {stage} done before ({steps} steps), kept")
         return steps
     log(f"{name}: {stage} {steps} steps ({what})")
+    before = read_status(workdir, name).get(stage, {})
+    if inputs is not None:
+        _record(workdir, name, stage, {**before, "inputs": inputs})
     t0, c0 = time.time(), time.process_time()
     config.lock()
     result = train(config, path)
     jax.clear_caches()  # the next run compiles its own step; drop this one's executables
-    before = read_status(workdir, name).get(stage, {})
     _record(workdir, name, stage, {
         "key": {"num_steps": steps}, "seconds": before.get("seconds", 0.0) + time.time() - t0,
         "cpu_seconds": before.get("cpu_seconds", 0.0) + time.process_time() - c0,
-        "finished": time.time(), "stopped_by": result.stopped_by})
+        "finished": time.time(), "stopped_by": result.stopped_by,
+        **({"inputs": inputs} if inputs is not None else {})})
     if result.stopped_by:
         raise StudyStopped(name, result.exit_code)
     return result.step
@@ -199,9 +223,14 @@ def run_one(study: ConfigDict, workdir: str, spec: RunSpec, log: Callable[[str],
     if generation:
         tts = tts_config(study, os.path.join(path, "export"))
         key["tts_steps"] = int(tts.train.num_steps)
+        learnt = {"vae_step": step}   # the latents the TTS learns: the exports of this VAE step
         if "tts" in stages:
             _train(workdir, spec.name, "tts", os.path.join(path, "tts"), tts, tts_trainer.train,
-                   f"TTS {study.tts.base}", log)
+                   f"TTS {study.tts.base}", log, inputs=learnt)
+        elif "evaluate" in stages and (read_status(workdir, spec.name).get("tts", {}).get("inputs") != learnt
+                                       or (_latest_step(os.path.join(path, "tts")) or 0) < key["tts_steps"]):
+            raise ValueError(f"{spec.name}: no TTS trained {key['tts_steps']} steps on the latents of VAE step "
+                             f"{step}: run the tts stage first")
     if "evaluate" in stages:
         _stage(workdir, spec.name, "evaluate", key, os.path.join(path, "eval", "report.json"),
                lambda: eval_report.evaluate(path, eval_cfg, axes=axes, data=data), log)

@@ -170,7 +170,8 @@ SMALL_TTS = {"model": {"width": 32, "depth": 2, "heads": 2, "text_width": 16, "t
 @pytest.mark.slow
 def test_generation_study_trains_a_tts_on_each_runs_latents(tiny_corpus, untrained_run, tmp_path):
     """With generation among the axes, each run exports train / valid / test and trains the study's TTS
-    on them in RUN/tts (resumable like the run itself: done once, then kept)."""
+    on them in RUN/tts (resumable like the run itself: done once, then kept; retrained when the VAE's
+    step changed)."""
     study = study_config(tiny_corpus, f"{untrained_run}/teacher", baseline=False,
                          export={"splits": ("train", "valid", "test"), "mode": "mean", "dtype": "float16"},
                          tts={"base": "tts_tiny", "run": SMALL_TTS})
@@ -188,4 +189,18 @@ def test_generation_study_trains_a_tts_on_each_runs_latents(tiny_corpus, untrain
     logs.clear()
     runner.run_one(study, work, spec, logs.append, stages=("train", "export", "tts"))
     assert f"{spec.name}: tts done before (2 steps), kept" in logs
+
+    # A TTS trained on the latents of another VAE step (the VAE trained on since): evaluation refuses
+    # it, and the tts stage sets it aside and trains a new one on the current exports.
+    status = runner.read_status(work, spec.name)
+    assert status["tts"]["inputs"] == {"vae_step": runner._latest_step(runner.run_dir(work, spec.name))}
+    status["tts"]["inputs"] = {"vae_step": -1}
+    with open(runner._status_path(work, spec.name), "w") as f:
+        json.dump(status, f)
+    with pytest.raises(ValueError, match="no TTS trained 2 steps on the latents of VAE step"):
+        runner.run_one(study, work, spec, logs.append, stages=("evaluate",))
+    runner.run_one(study, work, spec, logs.append, stages=("tts",))
+    assert os.path.isdir(tts + ".stale-1") and runner._latest_step(tts) == 2
+    assert any("moved to" in line and "training afresh" in line for line in logs)
+    assert runner.read_status(work, spec.name)["tts"]["inputs"]["vae_step"] >= 0
 
