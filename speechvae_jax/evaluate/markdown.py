@@ -7,8 +7,8 @@ from speechvae_jax.evaluate import generation
 from speechvae_jax.evaluate.probes import HEADS
 
 RECON_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "mel_distance", "mrstft_distance",
-                 "speaker_sim", "f0_rmse_cents", "f0_corr", "vde", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak",
-                 "dnsmos_p808", "wer", "cer", "dc_offset", "frame_comb_db")
+                 "speaker_sim", "f0_rmse_cents", "f0_bias_cents", "f0_corr", "vde", "dnsmos_ovrl", "dnsmos_sig",
+                 "dnsmos_bak", "dnsmos_p808", "wer", "cer", "dc_offset", "frame_comb_db")
 
 
 def _fmt(value, std=None) -> str:

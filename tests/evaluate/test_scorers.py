@@ -157,8 +157,12 @@ def test_pitch_accuracy_reference_values():
     ref = _harmonic_complex(glide)
     same = signal.pitch_accuracy(ref, ref)
     assert same["vde"] == 0.0 and same["f0_rmse_cents"] < 5.0 and same["f0_corr"] > 0.999
+    assert abs(same["f0_bias_cents"]) < 5.0
     sharp = signal.pitch_accuracy(ref, _harmonic_complex(glide * 2 ** (100 / 1200)))   # 100 cents sharp
     assert sharp["f0_rmse_cents"] == pytest.approx(100.0, abs=10.0) and sharp["f0_corr"] > 0.99
+    assert sharp["f0_bias_cents"] == pytest.approx(100.0, abs=10.0)
+    low = signal.pitch_accuracy(ref, _harmonic_complex(glide * 2 ** (-500 / 1200)))    # a fourth lower
+    assert low["f0_bias_cents"] == pytest.approx(-500.0, abs=15.0) and low["f0_corr"] > 0.99
     wobble = 165.0 + 3.0 * np.sin(2 * np.pi * 5.0 * np.arange(32000) / 16000.0)    # flat contour, right mean
     flat = signal.pitch_accuracy(ref, _harmonic_complex(wobble))
     assert abs(flat["f0_corr"]) < 0.3 and flat["f0_rmse_cents"] > 200.0

@@ -14,9 +14,10 @@ The median keeps a few pitch harmonics that happen to fall on multiples of 40 Hz
 
 Pitch accuracy, by the project's YIN (`dsp.pitch.yin`, 10 ms hop, 60-500 Hz) on both signals: the
 voicing decision error `vde` (fraction of frames voiced in exactly one of them) and, over the frames
-voiced in both (at least PITCH_MIN_FRAMES), `f0_rmse_cents` (RMS of 1200 log2(f0_est / f0_ref)) and
-`f0_corr` (Pearson correlation of log f0: a flattened intonation contour scores near 0 even when its
-mean pitch is right).
+voiced in both (at least PITCH_MIN_FRAMES), `f0_rmse_cents` (RMS of 1200 log2(f0_est / f0_ref)),
+`f0_bias_cents` (its median, signed: a whole voice transposed shows here, where the RMS alone cannot
+tell a shift from scatter) and `f0_corr` (Pearson correlation of log f0: a flattened intonation contour
+scores near 0 even when its mean pitch is right).
 """
 from __future__ import annotations
 
@@ -97,8 +98,8 @@ def _yin_fn():
 
 
 def pitch_accuracy(ref: np.ndarray, est: np.ndarray) -> dict:
-    """{"vde"} and, with enough frames voiced in both, {"f0_rmse_cents", "f0_corr"} of est [N] against
-    ref [N] (16 kHz; module docstring). Both are cut to a multiple of TRIM_SAMPLES when longer."""
+    """{"vde"} and, with enough frames voiced in both, {"f0_rmse_cents", "f0_bias_cents", "f0_corr"} of
+    est [N] against ref [N] (16 kHz; module docstring). Both are cut to a multiple of TRIM_SAMPLES when longer."""
     y = _trim(ref)
     if len(y) <= 1024:   # YIN's frame length
         raise ValueError(f"pitch: {len(y)} samples, need more than 1024")
@@ -108,7 +109,9 @@ def pitch_accuracy(ref: np.ndarray, est: np.ndarray) -> dict:
     both = voiced[0] & voiced[1]
     if both.sum() >= PITCH_MIN_FRAMES:
         log_ref, log_est = np.log2(f0[0, both].astype(np.float64)), np.log2(f0[1, both].astype(np.float64))
-        out["f0_rmse_cents"] = float(1200 * np.sqrt(np.mean((log_est - log_ref) ** 2)))
+        cents = 1200 * (log_est - log_ref)
+        out["f0_rmse_cents"] = float(np.sqrt(np.mean(cents ** 2)))
+        out["f0_bias_cents"] = float(np.median(cents))
         if log_ref.std() > 0 and log_est.std() > 0:
             out["f0_corr"] = float(np.corrcoef(log_ref, log_est)[0, 1])
     return out
