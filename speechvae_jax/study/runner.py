@@ -62,9 +62,13 @@ def read_status(workdir: str, name: str) -> dict:
         return json.load(f)
 
 
-def _record(workdir: str, name: str, stage: str, entry: dict) -> None:
+def _record(workdir: str, name: str, stage: str, entry: dict | None) -> None:
+    """Set (or, with None, drop) the status entry of `stage` of run `name`."""
     status = read_status(workdir, name)
-    status[stage] = entry
+    if entry is None:
+        status.pop(stage, None)
+    else:
+        status[stage] = entry
     os.makedirs(os.path.dirname(_status_path(workdir, name)), exist_ok=True)
     fileio.atomic_write_json(_status_path(workdir, name), status, sort_keys=True)
 
@@ -108,9 +112,7 @@ def _set_aside_if_stale(workdir: str, name: str, stage: str, path: str, inputs: 
     os.rename(path, f"{path}.stale-{n}")
     log(f"{name}: {stage} was trained on {recorded or 'unrecorded inputs'}, now {inputs}: "
         f"moved to {path}.stale-{n}, training afresh")
-    status = read_status(workdir, name)
-    status.pop(stage, None)
-    fileio.atomic_write_json(_status_path(workdir, name), status, sort_keys=True)
+    _record(workdir, name, stage, None)
 
 
 def _train(workdir: str, name: str, stage: str, path: str, config: ConfigDict, train: Callable, what: str,
