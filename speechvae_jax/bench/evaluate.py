@@ -72,8 +72,8 @@ def main() -> None:
     labels = [list(rng.integers(0, 40, 30)) for _ in range(200)]
     for seed in (0, 1):
         t0 = time.time()
-        probes.train_ctc_probe(xs, ms, labels, xs[:50], ms[:50], labels[:50], num_tokens=40, head="mlp",
-                               context=2, steps=600, batch_size=8, lr=3e-3, seed=seed)
+        probes.train_ctc_probe(list(xs), list(ms), labels, list(xs[:50]), list(ms[:50]), labels[:50],
+                               num_tokens=40, head="mlp", context=2, steps=600, batch_size=8, lr=3e-3, seed=seed)
         print(f"ctc probe mlp 600 steps x 8 x 200 frames (seed {seed}): {time.time() - t0:6.2f} s")
 
 

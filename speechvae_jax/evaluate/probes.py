@@ -1,4 +1,5 @@
-"""Probes on frozen features, trained in JAX/optax: frame, utterance and CTC sequence probes.
+"""Probes on frozen features, trained in JAX/optax: a classifier on vectors (frames, or utterances
+mean-pooled by `mean_pool`) and a CTC sequence probe on ragged utterances.
 
 A probe reads fixed features (a VAE latent, teacher features, log-mel) and learns only a small head:
 `"linear"` (one affine map) or `"mlp"` (two affine maps with a ReLU between, `hidden` units).
@@ -240,16 +241,6 @@ def train_frame_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
     return out
 
 
-def train_utterance_probe(train_x: np.ndarray, train_mask: np.ndarray, train_y: np.ndarray,
-                          test_x: np.ndarray, test_mask: np.ndarray, test_y: np.ndarray,
-                          **kwargs) -> dict:
-    """Utterance classifier: mean-pool padded x [B,T,D] ([B,T,K,D] when layered) over valid frames
-    (mask [B,T]), then the frame probe's classifier on the pooled vectors. kwargs as
-    `train_frame_probe`. (Pooling first is exact for the layer mix: both are linear.)"""
-    return train_frame_probe(mean_pool(train_x, train_mask), train_y,
-                             mean_pool(test_x, test_mask), test_y, **kwargs)
-
-
 # ----------------------------------------------------------------------------------------------
 # CTC sequence probe.
 
@@ -318,36 +309,86 @@ def _ctc_feasible(labels: Sequence[Sequence[int]], frames: np.ndarray) -> np.nda
     return (need <= frames) & (need > 0)
 
 
-def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: Sequence[Sequence[int]],
-                    test_x: np.ndarray, test_mask: np.ndarray, test_labels: Sequence[Sequence[int]], *,
+def _ragged(name: str, xs: Sequence[np.ndarray], masks: Sequence[np.ndarray], labels: Sequence,
+            layered: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Check per-utterance features xs[i] [T_i,(K,)D] and masks[i] [T_i] against len(labels)."""
+    if len(xs) == 0 or len(masks) != len(xs) or len(labels) != len(xs):
+        raise ValueError(f"{name}: expected non-empty, equally long lists of features, masks and labels, got "
+                         f"{len(xs)}, {len(masks)}, {len(labels)}")
+    xs = [np.asarray(x, np.float32) for x in xs]
+    masks = [np.asarray(m, np.float32) for m in masks]
+    for i, (x, m) in enumerate(zip(xs, masks)):
+        _shape_check(f"{name}_x[{i}]", x[None], 3, layered)
+        if x.shape[1:] != xs[0].shape[1:] or m.shape != x.shape[:1]:
+            raise ValueError(f"{name}[{i}]: features {x.shape} and mask {m.shape} do not match "
+                             f"utterance 0's feature shape {xs[0].shape[1:]}")
+    return xs, masks
+
+
+def _padded(xs: Sequence[np.ndarray], masks: Sequence[np.ndarray], mu: np.ndarray, sd: np.ndarray,
+            frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised features padded to `frames`: (x [B,frames,(K,)D], mask [B,frames]); padding is 0."""
+    x = np.zeros((len(xs), frames) + xs[0].shape[1:], np.float32)
+    m = np.zeros((len(xs), frames), np.float32)
+    for b, (xi, mi) in enumerate(zip(xs, masks)):
+        x[b, :len(xi)] = (xi - mu) / sd
+        m[b, :len(xi)] = mi
+    return x, m
+
+
+def length_batches(lengths: Sequence[int], frame_budget: int) -> list[np.ndarray]:
+    """Indices of utterances grouped by length (ascending) so that each group's count times its
+    longest length stays within `frame_budget` (a longer utterance goes alone): padding one group
+    costs at most the budget, however long the longest utterance of the set."""
+    groups, cur = [], []
+    for i in np.argsort(np.asarray(lengths), kind="stable"):
+        if cur and (len(cur) + 1) * lengths[i] > frame_budget:
+            groups.append(np.array(cur))
+            cur = []
+        cur.append(int(i))
+    return groups + ([np.array(cur)] if cur else [])
+
+
+SCORING_FRAMES = 16384  # frames (x layers) per padded scoring batch of the CTC probe
+
+
+def train_ctc_probe(train_x: Sequence[np.ndarray], train_mask: Sequence[np.ndarray],
+                    train_labels: Sequence[Sequence[int]], test_x: Sequence[np.ndarray],
+                    test_mask: Sequence[np.ndarray], test_labels: Sequence[Sequence[int]], *,
                     num_tokens: int, head: str = "linear", context: int = 0, steps: int = 2000,
                     batch_size: int = 16, lr: float = 1e-3, seed: int = 0, hidden: int = 256,
-                    weight_decay: float = 1e-4, layered: bool = False) -> dict:
-    """CTC sequence probe over padded frames x [B,T,D] ([B,T,K,D] when layered; mask [B,T]) with
-    ragged token ids in [0, num_tokens) per utterance; blank is an extra class. Each frame sees
+                    weight_decay: float = 1e-4, layered: bool = False,
+                    max_train_frames: int | None = None) -> dict:
+    """CTC sequence probe on ragged utterances: features x[i] [T_i,D] ([T_i,K,D] when layered), masks
+    [T_i] and token ids in [0, num_tokens) per utterance; blank is an extra class. Each frame sees
     `context` neighbours on each side (stacked after the layer mix). Greedy decoding; the score is
     the token error rate sum(edit distance) / sum(reference length) over the test utterances.
 
+    Training pads the kept utterances to the longest of them; training utterances whose label
+    cannot fit their frames, or longer than `max_train_frames` (None = no cap), are skipped and
+    counted. Scoring pads length-sorted groups of at most SCORING_FRAMES frames, so one long
+    recording never inflates the rest; every test utterance is scored.
+
     Returns `{"error_rate", "train_error_rate", "final_loss", "num_train", "num_test",
-    "skipped_train"}` (+ "layer_weights" when layered); training utterances whose label cannot fit
-    their frames are skipped and counted (test ones are still scored)."""
-    for name, x, m, labels in (("train", train_x, train_mask, train_labels),
-                               ("test", test_x, test_mask, test_labels)):
-        _shape_check(f"{name}_x", np.asarray(x), 3, layered)
-        if np.shape(m) != np.shape(x)[:2] or len(labels) != len(x) or len(x) == 0:
-            raise ValueError(f"{name}: expected non-empty x, mask [B,T] and B label sequences, got "
-                             f"{np.shape(x)}, {np.shape(m)}, {len(labels)}")
-    train_mask = np.asarray(train_mask, np.float32)
-    test_mask = np.asarray(test_mask, np.float32)
-    ok = _ctc_feasible(train_labels, train_mask.sum(1))
-    if not ok.any():
-        raise ValueError("no training utterance has a label that fits its frames")
-    mu, sd = standardizer(train_x, train_mask, feature_ndim=np.ndim(train_x) - 2)
-    xs = (np.asarray(train_x, np.float32) - mu) / sd
-    xt = (np.asarray(test_x, np.float32) - mu) / sd
+    "skipped_train", "skipped_train_too_long"}` (+ "layer_weights" when layered)."""
+    train_x, train_mask = _ragged("train", train_x, train_mask, train_labels, layered)
+    test_x, test_mask = _ragged("test", test_x, test_mask, test_labels, layered)
+    if train_x[0].shape[1:] != test_x[0].shape[1:]:
+        raise ValueError(f"train and test features differ in shape: {train_x[0].shape[1:]}, {test_x[0].shape[1:]}")
     ids, lpad = _pad_labels(train_labels, num_tokens, "train_labels")
     _pad_labels(test_labels, num_tokens, "test_labels")
-    xs, ms, ids, lpad = xs[ok], train_mask[ok], ids[ok], lpad[ok]
+    lengths = np.array([len(x) for x in train_x])
+    fits = _ctc_feasible(train_labels, np.array([m.sum() for m in train_mask]))
+    short = lengths <= (max_train_frames or lengths.max())
+    ok = fits & short
+    if not ok.any():
+        raise ValueError(f"no training utterance has a label that fits its frames ({int((~fits).sum())} do not) "
+                         f"within max_train_frames={max_train_frames} ({int((~short).sum())} are longer)")
+    keep = np.flatnonzero(ok)
+    feature_ndim = train_x[0].ndim - 1
+    mu, sd = standardizer(np.concatenate([train_x[i][train_mask[i] > 0] for i in keep]), feature_ndim=feature_ndim)
+    xs, ms = _padded([train_x[i] for i in keep], [train_mask[i] for i in keep], mu, sd, int(lengths[keep].max()))
+    ids, lpad = ids[keep], lpad[keep]
 
     in_dim = (2 * context + 1) * xs.shape[-1]
     params = init_head(jax.random.PRNGKey(seed), in_dim, num_tokens + 1, head, hidden,
@@ -356,21 +397,25 @@ def train_ctc_probe(train_x: np.ndarray, train_mask: np.ndarray, train_labels: S
     params, losses = _fit(_ctc_loss(int(context)), params, (xs, ms, ids, lpad), idx, lr, weight_decay,
                           "CTC probe")
 
-    def error_rate(x, m, labels):
-        best = np.concatenate([np.asarray(_ctc_argmax(params, jnp.asarray(x[i:i + 64]), jnp.asarray(m[i:i + 64]),
-                                                      int(context))) for i in range(0, len(x), 64)])
-        hyps = ctc_greedy_decode(best, m)
-        errors = sum(edit_distance(list(r), [h - 1 for h in hy]) for r, hy in zip(labels, hyps))
+    def error_rate(xs, masks, labels):
+        per_frame = int(np.prod(xs[0].shape[1:-1], dtype=np.int64))  # K layers per frame, or 1
+        errors = 0
+        for group in length_batches([len(x) for x in xs], max(1, SCORING_FRAMES // per_frame)):
+            x, m = _padded([xs[i] for i in group], [masks[i] for i in group], mu, sd,
+                           max(len(xs[i]) for i in group))
+            hyps = ctc_greedy_decode(np.asarray(_ctc_argmax(params, jnp.asarray(x), jnp.asarray(m), int(context))), m)
+            errors += sum(edit_distance(list(labels[i]), [h - 1 for h in hy]) for i, hy in zip(group, hyps))
         return errors / max(1, sum(len(r) for r in labels))
 
-    kept = [lab for lab, k in zip(train_labels, ok) if k]
     out = {
-        "error_rate": float(error_rate(xt, test_mask, test_labels)),
-        "train_error_rate": float(error_rate(xs, ms, kept)),
+        "error_rate": float(error_rate(test_x, test_mask, test_labels)),
+        "train_error_rate": float(error_rate([train_x[i] for i in keep], [train_mask[i] for i in keep],
+                                             [train_labels[i] for i in keep])),
         "final_loss": float(losses[-max(1, steps // 20):].mean()),
-        "num_train": int(ok.sum()),
-        "num_test": int(len(xt)),
-        "skipped_train": int((~ok).sum()),
+        "num_train": int(len(keep)),
+        "num_test": int(len(test_x)),
+        "skipped_train": int((~fits).sum()),
+        "skipped_train_too_long": int((fits & ~short).sum()),
     }
     if layered:
         out["layer_weights"] = layer_weights(params)

@@ -16,9 +16,12 @@ Keys:
   `source` ("" = `data`), `train` / `test` splits (`test` "" = split `train` per speaker, holding out
   `test_fraction` of each speaker's utterances, seeded), `train_utterances` / `test_utterances`
   (-1 = all), `selection`, `seed`, `label` (record key), `metric`, `heads`, `steps`, `batch_size`, `lr`,
-  `context` (CTC frames each side), `feature_sets` (() = all of `understanding.feature_sets`; a
+  `context` (CTC frames each side), `max_train_frames` (CTC: longer training utterances are skipped
+  and counted, since training pads to the longest kept one; test utterances are all scored),
+  `feature_sets` (() = all of `understanding.feature_sets`; a
   subset keeps memory in bounds: frame and CTC tasks hold every frame of every utterance, K times
-  over for "teacher_layers"; utterance tasks hold one mean-pooled vector per utterance).
+  over for "teacher_layers", CTC training padded to its longest kept utterance; utterance tasks
+  hold one mean-pooled vector per utterance).
 """
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ METRICS = {"frame": "accuracy", "utterance": "accuracy", "ctc": "per"}
 
 def task(kind: str, label: str, train: str, test: str, train_utterances: int, test_utterances: int, *,
          heads=("linear", "mlp"), steps: int = 1000, batch_size: int = 64, lr: float = 1e-3, context: int = 0,
-         source: str = "", selection: str = "even", seed: int = 0, test_fraction: float = 0.0,
-         feature_sets=()) -> dict:
+         max_train_frames: int = 1000, source: str = "", selection: str = "even", seed: int = 0,
+         test_fraction: float = 0.0, feature_sets=()) -> dict:
     """One probe task's settings (see the module docstring)."""
     return {"kind": kind, "label": label, "metric": METRICS[kind], "source": source, "train": train,
             "test": test, "train_utterances": train_utterances, "test_utterances": test_utterances,
             "selection": selection, "seed": seed, "test_fraction": test_fraction, "heads": tuple(heads),
             "steps": steps, "batch_size": batch_size, "lr": lr, "context": context,
-            "feature_sets": tuple(feature_sets)}
+            "max_train_frames": max_train_frames, "feature_sets": tuple(feature_sets)}
 
 
 def default_eval_config() -> ConfigDict:
@@ -86,8 +89,8 @@ def check_eval_config(cfg: ConfigDict) -> None:
             problems.append("test '' (per-speaker split) needs 0 < test_fraction < 1")
         if any(n == 0 or n < -1 for n in (t.train_utterances, t.test_utterances)):
             problems.append("utterance counts must be -1 (all) or >= 1")
-        if not t.heads or t.steps < 1 or t.batch_size < 1:
-            problems.append("needs heads, steps >= 1 and batch_size >= 1")
+        if not t.heads or t.steps < 1 or t.batch_size < 1 or t.max_train_frames < 1:
+            problems.append("needs heads, steps >= 1, batch_size >= 1 and max_train_frames >= 1")
         if problems:
             raise ValueError(f"eval config understanding.tasks.{name}: " + "; ".join(problems))
 

@@ -37,15 +37,10 @@ def skipped(name: str, task: dict, code: str, reason: str) -> dict:
     return {"task": name, "metric": task["metric"], "skipped": reason, "skip": code}
 
 
-def _pad(items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Feature items -> (x [B,Tmax,...], mask [B,Tmax])."""
-    t = max(len(it["x"]) for it in items)
-    x = np.zeros((len(items), t) + items[0]["x"].shape[1:], np.float32)
-    m = np.zeros((len(items), t), np.float32)
-    for i, it in enumerate(items):
-        x[i, :len(it["x"])] = it["x"]
-        m[i, :len(it["x"])] = it["mask"]
-    return x, m
+def _pooled(items: list[dict]) -> np.ndarray:
+    """Feature items -> their mean over valid frames [B,(K,)D], one item at a time (nothing is padded
+    to the longest utterance: a long recording costs its own frames only)."""
+    return np.stack([probes.mean_pool(it["x"][None], it["mask"][None])[0] for it in items])
 
 
 def tokens_of(item: dict, label: str) -> list[str]:
@@ -97,9 +92,8 @@ def _utterance_inputs(label: str, train: list[dict], test: list[dict]) -> tuple[
     if len(vocab) < 2 or not te:
         raise TaskSkipped("no_labels", f"label {label!r}: {len(vocab)} classes in train, "
                                        f"{len(te)} usable test items")
-    (xs, ms), (xt, mt) = _pad(tr), _pad(te)
-    kwargs = dict(train_x=xs, train_mask=ms, train_y=np.array([vocab[it[label]] for it in tr]),
-                  test_x=xt, test_mask=mt, test_y=np.array([vocab[it[label]] for it in te]),
+    kwargs = dict(train_x=_pooled(tr), train_y=np.array([vocab[it[label]] for it in tr]),
+                  test_x=_pooled(te), test_y=np.array([vocab[it[label]] for it in te]),
                   num_classes=len(vocab))
     return kwargs, {"classes": len(vocab), "train_items": len(tr), "test_items": len(te),
                     "test_items_unknown_label": len(test) - len(te)}
@@ -137,11 +131,11 @@ def _ctc_inputs(task: dict, train: list[dict], test: list[dict]) -> tuple[dict, 
         raise TaskSkipped("no_labels", f"no {label!r} transcriptions (train {len(tr)}, test {len(te)}); "
                                        "folder sources need transcripts for G2P")
     vocab = _vocab(tok for it in tr + te for tok in tokens_of(it, label))
-    (xs, ms), (xt, mt) = _pad(tr), _pad(te)
-    kwargs = dict(train_x=xs, train_mask=ms, test_x=xt, test_mask=mt,
+    kwargs = dict(train_x=[it["x"] for it in tr], train_mask=[it["mask"] for it in tr],
+                  test_x=[it["x"] for it in te], test_mask=[it["mask"] for it in te],
                   train_labels=[[vocab[t] for t in tokens_of(it, label)] for it in tr],
                   test_labels=[[vocab[t] for t in tokens_of(it, label)] for it in te],
-                  num_tokens=len(vocab), context=task["context"])
+                  num_tokens=len(vocab), context=task["context"], max_train_frames=task["max_train_frames"])
     sources = sorted({it.get("phonemes_from", "source") for it in tr + te})
     return kwargs, {"tokens": len(vocab), "train_items": len(tr), "test_items": len(te), "label_from": sources}
 
@@ -161,7 +155,7 @@ def probe_inputs(task: dict, train: list[dict], test: list[dict], hop: int = LAT
     return kwargs, info
 
 
-PROBES = {"frame": probes.train_frame_probe, "utterance": probes.train_utterance_probe,
+PROBES = {"frame": probes.train_frame_probe, "utterance": probes.train_frame_probe,  # on pooled vectors
           "ctc": probes.train_ctc_probe}
 
 

@@ -52,7 +52,7 @@ def test_mean_pool_and_valid_frames_reference():
         probes.mean_pool(x, np.array([[1, 0, 0], [0, 0, 0]]))
 
 
-def test_utterance_probe_ignores_padded_frames():
+def test_pooled_utterances_ignore_padded_frames():
     rng = np.random.default_rng(0)
     v, y = _clusters(200, num_classes=3, dim=8)
     lengths = rng.integers(2, 10, 200)
@@ -61,8 +61,8 @@ def test_utterance_probe_ignores_padded_frames():
     garbage = np.where(mask[..., None] > 0, x, 1e3 * rng.normal(size=x.shape)).astype(np.float32)
     clean = np.where(mask[..., None] > 0, x, 0.0).astype(np.float32)
     kw = dict(num_classes=3, steps=200, batch_size=32, lr=3e-3)
-    a = probes.train_utterance_probe(clean[:150], mask[:150], y[:150], clean[150:], mask[150:], y[150:], **kw)
-    b = probes.train_utterance_probe(garbage[:150], mask[:150], y[:150], garbage[150:], mask[150:], y[150:], **kw)
+    a, b = (probes.train_frame_probe(p[:150], y[:150], p[150:], y[150:], **kw)
+            for p in (probes.mean_pool(clean, mask), probes.mean_pool(garbage, mask)))
     assert a == b and a["accuracy"] > 0.95
 
 
@@ -76,7 +76,8 @@ def test_edit_distance_and_greedy_decode_reference():
 
 
 def _toy_sequences(n, num_tokens=5, dim=12, seed=0, max_frames=40):
-    """Each token emits 2 to 4 frames of its own embedding plus noise; a silence frame between."""
+    """Each token emits 2 to 4 frames of its own embedding plus noise; a silence frame between.
+    (x [n,max_frames,dim], mask [n,max_frames], labels): padded, with garbage past the mask."""
     rng = np.random.default_rng(seed)
     emb = np.random.default_rng(99).normal(size=(num_tokens + 1, dim)) * 2.0
     x = np.zeros((n, max_frames, dim), np.float32)
@@ -101,20 +102,48 @@ def _toy_sequences(n, num_tokens=5, dim=12, seed=0, max_frames=40):
 def test_ctc_probe_decodes_toy_sequences():
     x, m, lab = _toy_sequences(120)
     xt, mt, lt = _toy_sequences(40, seed=1)
-    out = probes.train_ctc_probe(x, m, lab, xt, mt, lt, num_tokens=5, head="linear", context=1,
-                                 steps=300, batch_size=16, lr=1e-2)
+    out = probes.train_ctc_probe(list(x), list(m), lab, list(xt), list(mt), lt, num_tokens=5, head="linear",
+                                 context=1, steps=300, batch_size=16, lr=1e-2)
     assert out["error_rate"] < 0.1, out
     assert out["num_train"] == 120 and out["skipped_train"] == 0
+    # ragged: each utterance cut to its valid frames (no padding at all) trains and scores the same
+    cut = lambda xs, ms: ([a[b > 0] for a, b in zip(xs, ms)], [b[b > 0] for b in ms])
+    rx, rm = cut(x, m)
+    rxt, rmt = cut(xt, mt)
+    ragged = probes.train_ctc_probe(rx, rm, lab, rxt, rmt, lt, num_tokens=5, head="linear", context=1,
+                                    steps=300, batch_size=16, lr=1e-2)
+    assert abs(ragged["error_rate"] - out["error_rate"]) <= 0.02 and ragged["num_train"] == 120, (ragged, out)
+
+
+def test_length_batches_bound_the_padding():
+    groups = probes.length_batches([5, 100, 3, 7, 2000, 4], frame_budget=20)
+    assert [g.tolist() for g in groups] == [[2, 5, 0], [3], [1], [4]]
+
+
+def test_ctc_probe_caps_training_length_and_scores_every_test_utterance():
+    x, m, lab = _toy_sequences(30)
+    xs, ms = list(x), list(m)
+    long_x = np.concatenate([x[0]] * 50)            # one 2000-frame recording among 40-frame ones
+    long_m = np.concatenate([m[0]] * 50)
+    out = probes.train_ctc_probe(xs + [long_x], ms + [long_m], lab + [lab[0] * 50], xs[:5] + [long_x],
+                                 ms[:5] + [long_m], lab[:5] + [lab[0] * 50], num_tokens=5, steps=5,
+                                 max_train_frames=100)
+    assert out["skipped_train_too_long"] == 1 and out["num_train"] == 30 and out["num_test"] == 6
+    with pytest.raises(ValueError, match="max_train_frames=10"):
+        probes.train_ctc_probe(xs, ms, lab, xs, ms, lab, num_tokens=5, steps=5, max_train_frames=10)
 
 
 def test_ctc_probe_skips_unfittable_and_rejects_bad_ids():
     x, m, lab = _toy_sequences(20)
     lab = list(lab)
     lab[0] = [1] * 50  # cannot fit 40 frames
-    out = probes.train_ctc_probe(x, m, lab, x, m, lab, num_tokens=5, steps=5)
+    out = probes.train_ctc_probe(list(x), list(m), lab, list(x), list(m), lab, num_tokens=5, steps=5)
     assert out["skipped_train"] == 1 and out["num_train"] == 19
     with pytest.raises(ValueError, match="train_labels"):
-        probes.train_ctc_probe(x, m, [[7]] * 20, x, m, lab, num_tokens=5, steps=5)
+        probes.train_ctc_probe(list(x), list(m), [[7]] * 20, list(x), list(m), lab, num_tokens=5, steps=5)
+    with pytest.raises(ValueError, match=r"train\[3\]: features"):
+        probes.train_ctc_probe(list(x), list(m[:3]) + [m[3, :5]] + list(m[4:]), lab, list(x), list(m), lab,
+                               num_tokens=5, steps=5)
 
 
 def test_bad_inputs_are_named():
@@ -187,7 +216,8 @@ def test_layered_ctc_probe_decodes_toy_sequences():
     noise = np.random.default_rng(9).normal(size=x.shape).astype(np.float32)
     lx = np.stack([noise, x], axis=2)
     lxt = np.stack([np.random.default_rng(10).normal(size=xt.shape).astype(np.float32), xt], axis=2)
-    out = probes.train_ctc_probe(lx, m, labels, lxt, mt, lt, num_tokens=5, head="linear", context=1,
+    out = probes.train_ctc_probe(list(lx), list(m), labels, list(lxt), list(mt), lt, num_tokens=5, head="linear",
+                                 context=1,
                                  steps=300, batch_size=16, lr=1e-2, layered=True)
     assert out["error_rate"] < 0.15, out
     assert out["layer_weights"][1] > 0.5

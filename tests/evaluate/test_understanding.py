@@ -24,7 +24,7 @@ def test_utterance_task_drops_unknown_test_labels_and_skips_single_class():
     test = [_item(2, speaker="a"), _item(2, speaker="zz")]
     kwargs, info = understanding.probe_inputs(TASKS["speaker_id"], train, test)
     assert info == {"classes": 2, "train_items": 2, "test_items": 1, "test_items_unknown_label": 1}
-    assert kwargs["train_x"].shape == (2, 3, 3) and kwargs["train_mask"].sum() == 5
+    assert kwargs["train_x"].shape == (2, 3) and "train_mask" not in kwargs  # pooled per utterance
     res = understanding.run_task("speaker_id", TASKS["speaker_id"], [_item(2, speaker="a")] * 2, test)
     assert "1 classes" in res["skipped"] and res["skip"] == "no_labels" and res["metric"] == "accuracy"
 
@@ -33,6 +33,7 @@ def test_ctc_task_tokens_and_frame_task_without_timings():
     train = [_item(5, phonemes="a b a"), _item(5, phonemes="")]
     kwargs, info = understanding.probe_inputs(TASKS["phoneme_ctc"], train, train[:1])
     assert info["train_items"] == 1 and kwargs["num_tokens"] == 2 and kwargs["train_labels"] == [[0, 1, 0]]
+    assert [x.shape for x in kwargs["train_x"]] == [(5, 3)]  # ragged, never padded to the longest
     with pytest.raises(understanding.TaskSkipped, match="timings") as e:
         understanding.probe_inputs(TASKS["phoneme_frame"], train, train)
     assert e.value.code == "no_timings"
