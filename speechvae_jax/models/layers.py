@@ -112,12 +112,47 @@ def normed_kernel(module: nn.Module, init: Callable, shape: Sequence[int], weigh
     return weight_norm(v, g, axis)
 
 
+IM2COL_ROWS = 1024   # at most this many output frames (batch x time) for an unstrided im2col conv
+IM2COL_CHANNELS = 512  # and at least this many input channels
+
+
+def prefer_im2col(out_rows: int, c_in: int, kernel: int, stride: int) -> bool:
+    """Whether a 1-D convolution runs as `conv1d_im2col` rather than XLA's convolution: on the CPU
+    backend only, for strided convolutions and for wide ones over few frames. XLA:CPU's weight and
+    input gradients of those ran 1.1-2.8x slower than the matmul form at the paper shapes
+    (docs/performance.md); accelerators keep their native convolutions."""
+    if jax.default_backend() != "cpu" or kernel == 1:
+        return False
+    return stride > 1 or (out_rows <= IM2COL_ROWS and c_in >= IM2COL_CHANNELS)
+
+
+def conv1d_im2col(x, w, stride: int, dilation: int, padding: tuple[int, int]):
+    """The 1-D convolution of x [B, T, C] with w [K, C, F] as one matmul over the gathered taps
+    [B, T', K*C] -> [B, T', F]; equal to `lax.conv_general_dilated` up to summation order."""
+    k, c, f = w.shape
+    x = jnp.pad(x, ((0, 0), tuple(padding), (0, 0)))
+    t_out = (x.shape[1] - (k - 1) * dilation - 1) // stride + 1
+    taps = [jax.lax.slice_in_dim(x, i * dilation, i * dilation + (t_out - 1) * stride + 1, stride, axis=1)
+            for i in range(k)]
+    return jnp.concatenate(taps, axis=-1) @ w.reshape(k * c, f)
+
+
+def _conv1d(x, w, stride: int, dilation: int, padding: tuple[int, int]):
+    """x [B, T, C] * w [K, C, F] -> [B, T', F], the faster form for the backend and shape."""
+    t_out = (x.shape[1] + sum(padding) - (w.shape[0] - 1) * dilation - 1) // stride + 1
+    if prefer_im2col(x.shape[0] * t_out, w.shape[1], w.shape[0], stride):
+        return conv1d_im2col(x, w, stride, dilation, padding)
+    return jax.lax.conv_general_dilated(x, w, (stride,), [tuple(padding)], rhs_dilation=(dilation,),
+                                        dimension_numbers=("NWC", "WIO", "NWC"))
+
+
 class Conv(nn.Module):
     """N-d convolution over channels-last x [B, *spatial, C_in] -> [B, *spatial', features].
 
     Without weight normalisation it is `nn.Conv` (params `kernel` [*kernel_size, C_in, features] and
     `bias`); with `weight_norm` the kernel is the direction v and `gain` [features] the per-output-channel
     norm, as PyTorch `weight_norm(conv, dim=0)`. `padding` is explicit: one (low, high) per spatial axis.
+    1-D convolutions (and (k, 1) kernels, folded to 1-D) pick their form with `prefer_im2col`.
     """
     features: int
     kernel_size: Sequence[int]
@@ -137,16 +172,17 @@ class Conv(nn.Module):
         padding = [tuple(p) for p in (self.padding or [(0, 0)] * nd)]
         dilation = tuple(self.kernel_dilation or (1,) * nd)
         x, w = x.astype(self.dtype), w.astype(self.dtype)
-        if nd == 2 and self.kernel_size[1] == 1 and strides[1] == 1 and padding[1] == (0, 0):
+        if nd == 1:
+            y = _conv1d(x, w, strides[0], dilation[0], padding[0])
+        elif nd == 2 and self.kernel_size[1] == 1 and strides[1] == 1 and padding[1] == (0, 0):
             # a (k, 1) kernel (the period discriminators') never mixes the second axis: fold it into the
             # batch and run the 1-D convolution (XLA:CPU ran the 2-D form's backward 1.8x slower)
             bsz, _, width, _ = x.shape
             folded = x.transpose(0, 2, 1, 3).reshape(bsz * width, x.shape[1], x.shape[3])
-            y = jax.lax.conv_general_dilated(folded, w[:, 0], strides[:1], padding[:1], rhs_dilation=dilation[:1],
-                                             dimension_numbers=("NWC", "WIO", "NWC"))
+            y = _conv1d(folded, w[:, 0], strides[0], dilation[0], padding[0])
             y = y.reshape(bsz, width, y.shape[1], self.features).transpose(0, 2, 1, 3)
         else:
-            spatial = "HWD"[:nd] if nd > 1 else "W"
+            spatial = "HWD"[:nd]
             y = jax.lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
                                              dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
         return y + b.astype(self.dtype)

@@ -10,6 +10,8 @@ from speechvae_jax.models.layers import (
     SubPixelUpsample,
     TransposedUpsample,
     conv1d,
+    conv1d_im2col,
+    prefer_im2col,
     snake,
     weight_norm,
 )
@@ -132,3 +134,37 @@ def test_a_k_by_1_conv2d_equals_the_general_2d_convolution():
     ref = jax.lax.conv_general_dilated(x, weight_norm(params["params"]["kernel"], params["params"]["gain"], -1),
                                        (3, 1), [(2, 2), (0, 0)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_allclose(mod.apply(params, x), ref + params["params"]["bias"], atol=1e-5)
+
+
+@pytest.mark.parametrize("k,stride,dilation,padding", [(8, 4, 1, (2, 2)), (10, 5, 1, (3, 3)), (7, 1, 3, (9, 9)),
+                                                       (3, 1, 1, (1, 1)), (5, 3, 1, (2, 0)), (4, 2, 2, (0, 5))])
+def test_im2col_conv_equals_xla_convolution_with_its_gradients(k, stride, dilation, padding):
+    rng = np.random.default_rng(k + stride)
+    x = jnp.asarray(rng.normal(size=(2, 37, 6)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(k, 6, 5)), jnp.float32)
+
+    def lax_conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride,), [padding], rhs_dilation=(dilation,),
+                                            dimension_numbers=("NWC", "WIO", "NWC"))
+
+    def im2col(x, w):
+        return conv1d_im2col(x, w, stride, dilation, padding)
+
+    np.testing.assert_allclose(im2col(x, w), lax_conv(x, w), rtol=1e-5, atol=1e-5)
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+    for a, b in zip(jax.grad(loss(im2col), (0, 1))(x, w), jax.grad(loss(lax_conv), (0, 1))(x, w)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_im2col_is_chosen_for_strided_and_wide_short_convolutions_on_cpu():
+    assert jax.default_backend() == "cpu"
+    assert prefer_im2col(8192, 128, 8, 4)        # DAC encoder downsampling
+    assert prefer_im2col(82, 2048, 3, 1)         # the encoder's final conv at the latent rate
+    assert not prefer_im2col(32768, 128, 7, 1)   # long and narrow: XLA's convolution
+    assert not prefer_im2col(82, 2048, 1, 1)     # 1x1: a matmul either way
+    mod = Conv(16, (3,), padding=[(1, 1)])
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 20, 512)), jnp.float32)
+    params = mod.init(jax.random.key(0), x)
+    ref = jax.lax.conv_general_dilated(x, params["params"]["kernel"], (1,), [(1, 1)],
+                                       dimension_numbers=("NWC", "WIO", "NWC"))
+    np.testing.assert_allclose(mod.apply(params, x), ref + params["params"]["bias"], rtol=1e-5, atol=1e-5)
