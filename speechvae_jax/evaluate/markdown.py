@@ -65,7 +65,7 @@ def format_summary(report: dict) -> str:
         lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
         lines.append("")
     lines += [f"skipped {t}/{fs} [{code}]: {why}" for t, fs, code, why in skipped_parts(report)]
-    return "\n".join(lines)
+    return "\n".join(lines + training_skips(report))
 
 
 def skipped_parts(report: dict) -> list[tuple[str, str, str, str]]:
@@ -82,6 +82,21 @@ def _layer_weights(report: dict) -> list[str]:
             lines.append(f"- {task} ({head}): [{weights}]")
     return (["Learned teacher layer weights (softmax, mean over seeds; index 0 = input of the first "
              "transformer layer):", "", *lines, ""] if lines else [])
+
+
+def training_skips(report: dict) -> list[str]:
+    """One line per probe whose training left utterances out (CTC: label longer than the frames, or
+    longer than `max_train_frames`); counts as in every seed's run."""
+    lines = []
+    for task, by_fs in report.get("understanding", {}).items():
+        for fs, res in by_fs.items():
+            for head, h in res.get("heads", {}).items():
+                unfit, long = (int(h["mean"].get(k, 0)) for k in ("skipped_train", "skipped_train_too_long"))
+                if unfit or long:
+                    total = unfit + long + int(h["mean"]["num_train"])
+                    lines.append(f"- {task}/{fs} ({head}): {unfit} with a label longer than their frames, "
+                                 f"{long} longer than max_train_frames, of {total}")
+    return (["Training utterances the probes left out:", "", *lines, ""] if lines else [])
 
 
 def format_markdown(report: dict) -> str:
@@ -101,6 +116,7 @@ def format_markdown(report: dict) -> str:
     skipped = skipped_parts(report)
     if skipped:
         out += ["Skipped probes:", ""] + [f"- {t}/{fs} [{code}]: {why}" for t, fs, code, why in skipped] + [""]
+    out += training_skips(report)
     out += _layer_weights(report)
     out += ["## Settings", "", "```json", json.dumps(report["settings"], indent=1, sort_keys=True), "```", "",
             "## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(report["versions"].items())), ""]

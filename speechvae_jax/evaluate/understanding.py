@@ -130,6 +130,9 @@ def _ctc_inputs(task: dict, train: list[dict], test: list[dict]) -> tuple[dict, 
     if not tr or not te:
         raise TaskSkipped("no_labels", f"no {label!r} transcriptions (train {len(tr)}, test {len(te)}); "
                                        "folder sources need transcripts for G2P")
+    if all(len(it["x"]) > task["max_train_frames"] for it in tr):
+        raise TaskSkipped("no_data", f"all {len(tr)} training utterances are longer than max_train_frames="
+                                     f"{task['max_train_frames']} (understanding.tasks.<name>.max_train_frames)")
     vocab = _vocab(tok for it in tr + te for tok in tokens_of(it, label))
     kwargs = dict(train_x=[it["x"] for it in tr], train_mask=[it["mask"] for it in tr],
                   test_x=[it["x"] for it in te], test_mask=[it["mask"] for it in te],

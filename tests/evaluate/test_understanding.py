@@ -34,6 +34,9 @@ def test_ctc_task_tokens_and_frame_task_without_timings():
     kwargs, info = understanding.probe_inputs(TASKS["phoneme_ctc"], train, train[:1])
     assert info["train_items"] == 1 and kwargs["num_tokens"] == 2 and kwargs["train_labels"] == [[0, 1, 0]]
     assert [x.shape for x in kwargs["train_x"]] == [(5, 3)]  # ragged, never padded to the longest
+    with pytest.raises(understanding.TaskSkipped, match="max_train_frames=4") as e:
+        understanding.probe_inputs({**TASKS["phoneme_ctc"], "max_train_frames": 4}, train, train[:1])
+    assert e.value.code == "no_data"
     with pytest.raises(understanding.TaskSkipped, match="timings") as e:
         understanding.probe_inputs(TASKS["phoneme_frame"], train, train)
     assert e.value.code == "no_timings"
@@ -78,3 +81,16 @@ def test_log_mel_probes_beat_chance_on_the_tiny_corpus(tiny_corpus):
     ph = understanding.run_task("phoneme_frame", TASKS["phoneme_frame"], items["train"], items["test"], seeds=(0,))
     lin = ph["heads"]["linear"]["runs"][0]
     assert lin["accuracy"] > 3 * lin["chance"], lin
+
+
+def test_report_lists_the_utterances_a_probe_left_out():
+    from speechvae_jax.evaluate import markdown
+    mean = {"num_train": 490.0, "skipped_train": 1.0, "skipped_train_too_long": 4.0}
+    rep = {"understanding": {"phoneme_ctc": {"latent": {"heads": {"mlp": {"mean": mean}}},
+                                             "log_mel": {"heads": {"mlp": {"mean": {**mean, "skipped_train": 0.0,
+                                                                                    "skipped_train_too_long": 0.0}}}}},
+                             "keyword": {"latent": {"skipped": "no split", "skip": "no_data"}}}}
+    assert markdown.training_skips(rep) == [
+        "Training utterances the probes left out:", "",
+        "- phoneme_ctc/latent (mlp): 1 with a label longer than their frames, 4 longer than max_train_frames, "
+        "of 495", ""]
