@@ -326,10 +326,11 @@ def _ragged(name: str, xs: Sequence[np.ndarray], masks: Sequence[np.ndarray], la
 
 
 def _padded(xs: Sequence[np.ndarray], masks: Sequence[np.ndarray], mu: np.ndarray, sd: np.ndarray,
-            frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised features padded to `frames`: (x [B,frames,(K,)D], mask [B,frames]); padding is 0."""
-    x = np.zeros((len(xs), frames) + xs[0].shape[1:], np.float32)
-    m = np.zeros((len(xs), frames), np.float32)
+            frames: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised features padded to `frames` (and `rows` >= B utterances, empty rows masked):
+    (x [rows,frames,(K,)D], mask [rows,frames]); padding is 0."""
+    x = np.zeros((rows or len(xs), frames) + xs[0].shape[1:], np.float32)
+    m = np.zeros((rows or len(xs), frames), np.float32)
     for b, (xi, mi) in enumerate(zip(xs, masks)):
         x[b, :len(xi)] = (xi - mu) / sd
         m[b, :len(xi)] = mi
@@ -339,7 +340,8 @@ def _padded(xs: Sequence[np.ndarray], masks: Sequence[np.ndarray], mu: np.ndarra
 def length_batches(lengths: Sequence[int], frame_budget: int) -> list[np.ndarray]:
     """Indices of utterances grouped by length (ascending) so that each group's count times its
     longest length stays within `frame_budget` (a longer utterance goes alone): padding one group
-    costs at most the budget, however long the longest utterance of the set."""
+    costs at most the budget (twice that after the scorer rounds the shape up), however long the
+    longest utterance of the set."""
     groups, cur = [], []
     for i in np.argsort(np.asarray(lengths), kind="stable"):
         if cur and (len(cur) + 1) * lengths[i] > frame_budget:
@@ -401,9 +403,11 @@ def train_ctc_probe(train_x: Sequence[np.ndarray], train_mask: Sequence[np.ndarr
         per_frame = int(np.prod(xs[0].shape[1:-1], dtype=np.int64))  # K layers per frame, or 1
         errors = 0
         for group in length_batches([len(x) for x in xs], max(1, SCORING_FRAMES // per_frame)):
+            # rows to a power of two, frames to a multiple of 128: few shapes to compile
             x, m = _padded([xs[i] for i in group], [masks[i] for i in group], mu, sd,
-                           max(len(xs[i]) for i in group))
-            hyps = ctc_greedy_decode(np.asarray(_ctc_argmax(params, jnp.asarray(x), jnp.asarray(m), int(context))), m)
+                           -(-max(len(xs[i]) for i in group) // 128) * 128, 1 << (len(group) - 1).bit_length())
+            best = np.asarray(_ctc_argmax(params, jnp.asarray(x), jnp.asarray(m), int(context)))
+            hyps = ctc_greedy_decode(best[:len(group)], m[:len(group)])
             errors += sum(edit_distance(list(labels[i]), [h - 1 for h in hy]) for i, hy in zip(group, hyps))
         return errors / max(1, sum(len(r) for r in labels))
 
