@@ -112,8 +112,8 @@ def normed_kernel(module: nn.Module, init: Callable, shape: Sequence[int], weigh
     return weight_norm(v, g, axis)
 
 
-IM2COL_ROWS = 1024   # at most this many output frames (batch x time) for an unstrided im2col conv
-IM2COL_CHANNELS = 512  # and at least this many input channels
+IM2COL_ROWS = 512    # at most this many output frames (batch x time) for an unstrided im2col conv
+IM2COL_TAPS = 4096   # and at least this many taps (kernel x input channels) per output
 
 
 def prefer_im2col(out_rows: int, c_in: int, kernel: int, stride: int) -> bool:
@@ -123,7 +123,7 @@ def prefer_im2col(out_rows: int, c_in: int, kernel: int, stride: int) -> bool:
     (docs/performance.md); accelerators keep their native convolutions."""
     if jax.default_backend() != "cpu" or kernel == 1:
         return False
-    return stride > 1 or (out_rows <= IM2COL_ROWS and c_in >= IM2COL_CHANNELS)
+    return stride > 1 or (out_rows <= IM2COL_ROWS and kernel * c_in >= IM2COL_TAPS)
 
 
 def conv1d_im2col(x, w, stride: int, dilation: int, padding: tuple[int, int]):

@@ -161,9 +161,10 @@ def test_im2col_is_chosen_for_strided_and_wide_short_convolutions_on_cpu():
     assert prefer_im2col(8192, 128, 8, 4)        # DAC encoder downsampling
     assert prefer_im2col(82, 2048, 3, 1)         # the encoder's final conv at the latent rate
     assert not prefer_im2col(32768, 128, 7, 1)   # long and narrow: XLA's convolution
+    assert not prefer_im2col(410, 768, 3, 1)     # few taps (the decoder's k3 at 410 frames)
     assert not prefer_im2col(82, 2048, 1, 1)     # 1x1: a matmul either way
     mod = Conv(16, (3,), padding=[(1, 1)])
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 20, 512)), jnp.float32)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 20, 2048)), jnp.float32)
     params = mod.init(jax.random.key(0), x)
     ref = jax.lax.conv_general_dilated(x, params["params"]["kernel"], (1,), [(1, 1)],
                                        dimension_numbers=("NWC", "WIO", "NWC"))
