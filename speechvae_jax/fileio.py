@@ -2,13 +2,18 @@
 
 `atomic_write_*` never leave a half-written file behind: on a local disk the bytes go to a temporary
 file in the same folder that is then renamed over the target; on an object store an object appears
-whole when its upload completes. `ensure_writable(dir)` fails early, naming the path, when a run or
-export folder cannot be created or written.
+whole when its upload completes. Files written by native writers that only know local paths (the
+ArrayRecord shards of an export) are written to `staging_path(target)` and moved into place by
+`publish`; readers of such files get a local copy of an object from `cached_copy`.
+`ensure_writable(dir)` fails early, naming the path, when a run or export folder cannot be created
+or written.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from typing import Any
 
@@ -39,6 +44,70 @@ def require_local(path: PathLike, what: str) -> str:
         raise ValueError(f"{what} writes to a local folder, not {path}: write it locally, then copy it "
                          "(e.g. gsutil -m cp -r LOCAL_DIR gs://...)")
     return os.fspath(as_path(path))
+
+
+def exists(path: PathLike) -> bool:
+    return as_path(path).exists()
+
+
+def file_size(path: PathLike) -> int:
+    """Size in bytes of a local file or an object."""
+    if is_remote(path):
+        return int(as_path(path).stat().length)
+    return os.path.getsize(as_path(path))
+
+
+def cache_root() -> str:
+    """Local cache folder: $SPEECHVAE_CACHE, else ~/.cache/speechvae_jax."""
+    return os.environ.get("SPEECHVAE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "speechvae_jax")
+
+
+def staging_path(target: PathLike, tag: str) -> str:
+    """A local path to write `target`'s bytes to before `publish`: `target.tmp-TAG` beside a local
+    target; a fresh file under the system temporary folder for an object-store target."""
+    if not is_remote(target):
+        return f"{as_path(target)}.tmp-{tag}"
+    folder = tempfile.mkdtemp(prefix="speechvae-staging-")
+    return os.path.join(folder, f"{as_path(target).name}.tmp-{tag}")
+
+
+def publish(staged: str, target: PathLike) -> None:
+    """Move the finished local file `staged` to `target`: a rename on a local disk; an upload (the
+    object appears whole when it completes) then removal of the staged file for an object store."""
+    if not is_remote(target):
+        os.replace(staged, as_path(target))
+        return
+    try:
+        with open(staged, "rb") as src, as_path(target).open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+    finally:
+        shutil.rmtree(os.path.dirname(staged), ignore_errors=True)
+
+
+def cached_copy(path: PathLike, size: int | None = None, fresh: bool = False) -> str:
+    """A local path holding the bytes of `path`: the path itself on a local disk; for an object, a
+    copy under cache_root()/remote/SCHEME/BUCKET/..., fetched again when its size differs from
+    `size` (default: the object's size now) or always, with `fresh`."""
+    if not is_remote(path):
+        return os.fspath(as_path(path))
+    if size is None:
+        size = file_size(path)
+    scheme, rest = os.fspath(path).split("://", 1)
+    local = os.path.join(cache_root(), "remote", scheme, rest)
+    if not fresh and os.path.exists(local) and os.path.getsize(local) == size:
+        return local
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    tmp = f"{local}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with as_path(path).open("rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        if os.path.getsize(tmp) != size:
+            raise OSError(f"{path}: fetched {os.path.getsize(tmp)} bytes, expected {size}")
+        os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return local
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

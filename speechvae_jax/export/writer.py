@@ -4,7 +4,8 @@ Shard K holds the records of source indices [K * shard_size, (K + 1) * shard_siz
 so the output does not depend on the number of processes: process p writes the shards K with
 K % process_count == p, then all meet at a barrier and process 0 writes `manifest.json`. A shard is
 written to a temporary name and renamed when complete, then its summary is written the same way;
-a shard with a summary is finished, and a re-run keeps it. Record format: `records.py`; file
+a shard with a summary is finished, and a re-run keeps it. DIR may be an object-store prefix
+(gs://...): shards are then written on local disk and uploaded whole. Record format: `records.py`; file
 layout: `layout.py`; manifest fields: docs/export.md.
 """
 from __future__ import annotations
@@ -72,8 +73,7 @@ def export_model(model, source, out_dir: str, *, source_spec: str, split: str,
                  options: ExportOptions = ExportOptions()) -> dict | None:
     """Export with an `InferenceModel` and a random-access source of standard utterances."""
     pi, pc = jax.process_index(), jax.process_count()
-    out_dir = fileio.require_local(out_dir, "export")
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = os.fspath(fileio.ensure_writable(out_dir))
     num_inputs = len(source)
     num_shards = max(1, -(-num_inputs // options.shard_size))
     settings = _settings(model, source_spec, split, num_inputs, num_shards, options)
@@ -118,8 +118,8 @@ def _settings(model, source_spec, split, num_inputs, num_shards, options: Export
 def _claim(out_dir: str, settings: dict, pi: int) -> None:
     """Write settings.json, or check that an existing one (a resumed export) is the same."""
     path = os.path.join(out_dir, layout.SETTINGS)
-    if os.path.exists(path):
-        old = layout.read_json(path)
+    if fileio.exists(path):
+        old = fileio.read_json(path)
         if old != settings:
             diff = sorted(k for k in settings if old.get(k) != settings[k])
             raise ExportError(f"{out_dir} holds an export with different settings ({', '.join(diff)}); "
@@ -131,9 +131,9 @@ def _claim(out_dir: str, settings: dict, pi: int) -> None:
 def _shard_done(out_dir: str, k: int, num_shards: int) -> bool:
     summary = os.path.join(out_dir, layout.summary_name(k, num_shards))
     shard = os.path.join(out_dir, layout.shard_name(k, num_shards))
-    if not (os.path.exists(summary) and os.path.exists(shard)):
+    if not (fileio.exists(summary) and fileio.exists(shard)):
         return False
-    return os.path.getsize(shard) == layout.read_json(summary)["bytes"]
+    return fileio.file_size(shard) == fileio.read_json(summary)["bytes"]
 
 
 def _load(source, i: int, max_samples: int) -> tuple[str, np.ndarray, dict]:
@@ -191,7 +191,7 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
     skipped.sort(key=lambda s: s["index"])
     path = os.path.join(out_dir, layout.shard_name(k, num_shards))
     layout.remove_stale(path)
-    tmp = layout.tmp_path(path, pi)
+    tmp = fileio.staging_path(path, f"p{pi}")
     writer = array_record_module.ArrayRecordWriter(tmp, WRITER_OPTIONS)
     for blob in blobs:
         writer.write(blob)
@@ -204,7 +204,7 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
         "m2": ((frames - frames.mean(0)) ** 2).sum(0).tolist() if len(frames) else [0.0] * model.latent_dim,
         "bytes": os.path.getsize(tmp), "sha256": layout.sha256_file(tmp), "ids": ids, "skipped": skipped,
     }
-    os.replace(tmp, path)
+    fileio.publish(tmp, path)
     summary_path = os.path.join(out_dir, layout.summary_name(k, num_shards))
     layout.remove_stale(summary_path)
     fileio.atomic_write_json(summary_path, summary)
@@ -237,7 +237,7 @@ def build_manifest(out_dir: str, settings: dict, context: tuple[int, int]) -> di
         if not _shard_done(out_dir, k, num_shards):
             raise ExportError(f"shard {k} of {out_dir} is not finished ({path} missing or its shard "
                               "file has the wrong size); re-run the same export command to finish it")
-        summaries.append(layout.read_json(path))
+        summaries.append(fileio.read_json(path))
     model_info = settings["model"]
     mean, std, frames = _combine_stats(summaries, model_info["latent_dim"])
     skipped = [s for summ in summaries for s in summ["skipped"]]
@@ -262,24 +262,26 @@ def build_manifest(out_dir: str, settings: dict, context: tuple[int, int]) -> di
 
 def verify_export(out_dir: str) -> dict[str, Any]:
     """Check every shard against the manifest (size, sha256, record count, ids, latent shape and
-    dtype, finiteness); raises ExportError listing all problems, else returns counts."""
+    dtype, finiteness); raises ExportError listing all problems, else returns counts. The shards of
+    an object-store export are fetched afresh and checked on local disk."""
     path = os.path.join(out_dir, layout.MANIFEST)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         raise ExportError(f"{path} not found: the export is unfinished or {out_dir} is not an export")
-    manifest = layout.read_json(path)
+    manifest = fileio.read_json(path)
     problems, checked = [], 0
     for shard in manifest["shards"]:
         fpath = os.path.join(out_dir, shard["file"])
-        if not os.path.exists(fpath):
+        if not fileio.exists(fpath):
             problems.append(f"{shard['file']}: missing")
             continue
-        if os.path.getsize(fpath) != shard["bytes"]:
-            problems.append(f"{shard['file']}: {os.path.getsize(fpath)} bytes, manifest says {shard['bytes']}")
+        if (size := fileio.file_size(fpath)) != shard["bytes"]:
+            problems.append(f"{shard['file']}: {size} bytes, manifest says {shard['bytes']}")
             continue
-        if layout.sha256_file(fpath) != shard["sha256"]:
+        local = layout.local_shard(out_dir, shard, fresh=True)
+        if layout.sha256_file(local) != shard["sha256"]:
             problems.append(f"{shard['file']}: sha256 differs from the manifest")
             continue
-        problems += _check_records(fpath, shard, manifest)
+        problems += _check_records(local, fpath, shard, manifest)
         checked += shard["records"]
     if problems:
         raise ExportError(f"{out_dir}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
@@ -288,10 +290,11 @@ def verify_export(out_dir: str) -> dict[str, Any]:
     return report
 
 
-def _check_records(fpath: str, shard: dict, manifest: dict) -> list[str]:
+def _check_records(local: str, fpath: str, shard: dict, manifest: dict) -> list[str]:
+    """Records of the shard `fpath` (read from its local path `local`) against its summary."""
     name, problems = os.path.basename(fpath), []
-    summary = layout.read_json(layout.summary_of(fpath))
-    rdr = array_record_module.ArrayRecordReader(fpath)
+    summary = fileio.read_json(layout.summary_of(fpath))
+    rdr = array_record_module.ArrayRecordReader(local)
     try:
         n = rdr.num_records()
         if n != shard["records"]:

@@ -7,12 +7,13 @@ Layout of a cache directory:
 - `cache.json`: the identity `{"teacher": hash, "layers": [...], "frame_rate", "hop",
   "receptive_field"}` plus `data`, `split`, `dtype`, `ids` (all, shard by shard), `shards` (`[{"file",
   "ids"}]` in record order), `skipped`, `complete`.
-Readers name the identity they expect and a mismatch is refused. Training crops the cached frames
+The directory may be an object-store prefix (gs://...): shards are written locally and uploaded whole,
+and read from local copies (fileio.cached_copy). Readers name the identity they expect and a mismatch
+is refused. Training crops the cached frames
 consistently with its audio crop (`crop_features`), so the cache does not depend on crop choices.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -78,7 +79,8 @@ def _write_shard(teacher: Teacher, layers: list[int], data_spec: str, split: str
     from array_record.python.array_record_module import ArrayRecordWriter
 
     skips = audio_lib.SkipLog(f"{data_spec}[{split}]")
-    writer = ArrayRecordWriter(path, "group_size:1")
+    staged = fileio.staging_path(path, f"p{pi}")
+    writer = ArrayRecordWriter(staged, "group_size:1")
     ids: list[str] = []
     with tqdm(desc=f"teacher cache {split}" + (f" p{pi}" if pc > 1 else ""), unit="utt") as bar:
         for batch in _batches(teacher, data_spec, split, batch_size, skips, pi, pc):
@@ -91,6 +93,7 @@ def _write_shard(teacher: Teacher, layers: list[int], data_spec: str, split: str
                 ids.append(uid)
             bar.update(len(batch["ids"]))
     writer.close()
+    fileio.publish(staged, path)
     if len(skips):
         logging.warning(skips.summary())
     return ids, len(skips)
@@ -108,13 +111,12 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
     With several processes each computes its share (utterances p, p + P, ...) into its own shard."""
     if dtype not in ("float32", "float16"):
         raise ValueError(f"cache dtype {dtype!r}: use float32 or float16")
-    out_dir = fileio.require_local(out_dir, "teacher cache")
+    out_dir = os.fspath(fileio.as_path(out_dir))
     teacher = load_teacher(teacher_path)
     identity = cache_identity(teacher, layers)
     meta_path = os.path.join(out_dir, META_FILE)
-    if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
+    if fileio.exists(meta_path):
+        meta = fileio.read_json(meta_path)
         check_identity(meta, identity, out_dir)
         if meta.get("complete") and meta.get("data") == data_spec and meta.get("split") == split:
             logging.info("feature cache %s is complete; keeping it", out_dir)
@@ -122,7 +124,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
         if meta.get("data") != data_spec or meta.get("split") != split:
             raise ValueError(f"{out_dir}: holds a cache of {meta.get('data')}[{meta.get('split')}], "
                              f"not {data_spec}[{split}]; use another --out")
-    os.makedirs(out_dir, exist_ok=True)
+    fileio.ensure_writable(out_dir)
     pi, pc = jax.process_index(), jax.process_count()
     shard = _shard_file(pi, pc)
     ids, skipped = _write_shard(teacher, identity["layers"], data_spec, split, os.path.join(out_dir, shard),
@@ -132,10 +134,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
     _sync(pc, "speechvae teacher cache: all shards written")
     if pi == 0:
         parts = [os.path.join(out_dir, f"part-{p:05d}-of-{pc:05d}.json") for p in range(pc)]
-        shards = []
-        for path in parts:
-            with open(path) as f:
-                shards.append(json.load(f))
+        shards = [fileio.read_json(path) for path in parts]
         all_ids = [uid for sh in shards for uid in sh["ids"]]
         if len(set(all_ids)) != len(all_ids):
             raise ValueError(f"{data_spec}[{split}]: duplicate utterance ids; the cache needs unique ids")
@@ -144,7 +143,7 @@ def build_cache(teacher_path: str, data_spec: str, split: str, out_dir: str, lay
                 "skipped": sum(sh["skipped"] for sh in shards), "complete": True}
         fileio.atomic_write_json(meta_path, meta)
         for path in parts:
-            os.remove(path)
+            fileio.as_path(path).unlink()
         print(f"teacher feature cache: {len(all_ids)} utterances ({meta['skipped']} skipped) -> {out_dir}")
     _sync(pc, "speechvae teacher cache: cache.json written")
     return out_dir
@@ -155,10 +154,9 @@ class FeatureCache:
 
     def __init__(self, directory: str, expect_identity: dict | None = None):
         meta_path = os.path.join(directory, META_FILE)
-        if not os.path.isfile(meta_path):
+        if not fileio.exists(meta_path):
             raise FileNotFoundError(f"{directory}: no {META_FILE}; build it with `speechvae teacher cache`")
-        with open(meta_path) as f:
-            self.meta = json.load(f)
+        self.meta = fileio.read_json(meta_path)
         if not self.meta.get("complete"):
             raise ValueError(f"{directory}: the feature cache is incomplete; rebuild it")
         if expect_identity is not None:
@@ -180,7 +178,8 @@ class FeatureCache:
     def _records(self, k: int):
         if k not in self._readers:
             from array_record.python.array_record_module import ArrayRecordReader
-            self._readers[k] = ArrayRecordReader(os.path.join(self.directory, self._files[k]))
+            local = fileio.cached_copy(os.path.join(self.directory, self._files[k]))
+            self._readers[k] = ArrayRecordReader(local)
         return self._readers[k]
 
     def lookup(self, ids: Sequence[str]) -> list[np.ndarray]:

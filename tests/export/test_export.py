@@ -6,6 +6,7 @@ import grain
 import numpy as np
 import pytest
 
+from speechvae_jax import fileio
 from speechvae_jax.data.audio import AudioError
 from speechvae_jax.data.sources import open_source
 from speechvae_jax.export import codec, latent_source, layout, writer
@@ -100,7 +101,9 @@ def test_same_command_twice_gives_identical_bytes(tiny_model, speech, export16, 
     assert dir_bytes(tmp_path) == dir_bytes(export16)
 
 
-def test_killed_export_resumes_to_the_same_result(tiny_model, speech, export16, tmp_path, monkeypatch):
+def export_killed_at_second_shard(model, source, out, monkeypatch):
+    """Run an export that is killed (KeyboardInterrupt) as its second shard starts; -> the real
+    `_export_shard`, restored."""
     real, calls = writer._export_shard, []
 
     def dies_on_second_shard(*args, **kw):
@@ -111,8 +114,13 @@ def test_killed_export_resumes_to_the_same_result(tiny_model, speech, export16, 
 
     monkeypatch.setattr(writer, "_export_shard", dies_on_second_shard)
     with pytest.raises(KeyboardInterrupt):
-        run_export(tiny_model, speech, tmp_path)
+        run_export(model, source, out)
     monkeypatch.setattr(writer, "_export_shard", real)
+    return real
+
+
+def test_killed_export_resumes_to_the_same_result(tiny_model, speech, export16, tmp_path, monkeypatch):
+    export_killed_at_second_shard(tiny_model, speech, tmp_path, monkeypatch)
     assert not os.path.exists(tmp_path / layout.MANIFEST)
     # A half-written shard from the dead process, and a finished shard whose summary never landed.
     num = len(latent_source(export16).manifest["shards"])
@@ -121,7 +129,7 @@ def test_killed_export_resumes_to_the_same_result(tiny_model, speech, export16, 
     with open(tmp_path / layout.shard_name(2, num), "wb") as f:
         f.write(b"torn")
     with pytest.raises(writer.ExportError, match="not finished"):
-        writer.build_manifest(str(tmp_path), layout.read_json(tmp_path / layout.SETTINGS), (11, 11))
+        writer.build_manifest(str(tmp_path), fileio.read_json(tmp_path / layout.SETTINGS), (11, 11))
     run_export(tiny_model, speech, tmp_path)
     assert dir_bytes(tmp_path) == dir_bytes(export16)
     writer.verify_export(str(tmp_path))
@@ -228,3 +236,33 @@ def test_latent_source_is_a_grain_source(export16, speech):
         src.index_of("nope")
     with pytest.raises(FileNotFoundError, match="not a finished export"):
         latent_source(os.path.dirname(export16))
+
+
+def test_an_export_to_gs_resumes_verifies_and_reads_back(tiny_model, speech, export16, gcs_bucket, tmp_path,
+                                                          monkeypatch):
+    """gs:// (a local GCS server): a killed export resumes, its objects are the local export's bytes,
+    verify fetches and checks them (and catches a changed object), the reader reads cached copies."""
+    monkeypatch.setenv("SPEECHVAE_CACHE", str(tmp_path / "cache"))
+    out = f"{gcs_bucket}/export/test16"
+    real = export_killed_at_second_shard(tiny_model, speech, out, monkeypatch)
+    assert not fileio.exists(f"{out}/{layout.MANIFEST}")
+    resumed = []
+    monkeypatch.setattr(writer, "_export_shard", lambda *a, **kw: resumed.append(a[3]) or real(*a, **kw))
+    run_export(tiny_model, speech, out)
+    num_shards = len(latent_source(export16).manifest["shards"])
+    assert resumed == list(range(1, num_shards))  # shard 0 finished before the kill and was kept
+    objects = {p.name: p.read_bytes() for p in fileio.as_path(out).iterdir()}
+    assert objects == dir_bytes(export16)
+    writer.verify_export(out)
+    src, ref = latent_source(out), latent_source(export16)
+    assert len(src) == len(ref)
+    for i in range(len(ref)):
+        assert src[i]["id"] == ref[i]["id"]
+        np.testing.assert_array_equal(src[i]["latent"], ref[i]["latent"])
+    assert src.ids() == ref.ids()
+    shard = src.manifest["shards"][1]["file"]
+    data = bytearray(objects[shard])
+    data[100] ^= 0xFF
+    fileio.as_path(f"{out}/{shard}").write_bytes(bytes(data))
+    with pytest.raises(writer.ExportError, match=f"{shard}: sha256"):
+        writer.verify_export(out)

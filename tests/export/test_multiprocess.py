@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from speechvae_jax import fileio
 from speechvae_jax.export import latent_source, layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,8 +47,8 @@ def test_two_process_export_equals_one_process(tiny_run, tiny_model, tiny_corpus
     one = _start(["-m", "speechvae_jax", "export", "--workdir", tiny_run, "--data", tiny_corpus, "--split",
                   "test", "--shard-size", "3", "--out", str(tmp_path / "one")])
     _finish(two + [one])
-    m1 = layout.read_json(tmp_path / "one" / layout.MANIFEST)
-    m2 = layout.read_json(tmp_path / "two" / layout.MANIFEST)
+    m1 = fileio.read_json(tmp_path / "one" / layout.MANIFEST)
+    m2 = fileio.read_json(tmp_path / "two" / layout.MANIFEST)
     assert m1 == m2 and len(m1["shards"]) >= 3
     for shard in m1["shards"]:
         assert (tmp_path / "one" / shard["file"]).read_bytes() == (tmp_path / "two" / shard["file"]).read_bytes()

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from speechvae_jax import fileio
 from speechvae_jax.teachers import EncoderConfig, load_teacher
 from speechvae_jax.teachers.cache import FeatureCache, build_cache, cache_identity, crop_features
 from speechvae_jax.teachers.encoder import SSLEncoder
@@ -86,3 +87,20 @@ def test_crop_features_follows_the_audio_crop():
     np.testing.assert_array_equal(crop[:, 2:], 0.0)
     crop, mask = crop_features(full, sample_offset=330, num_samples=300)  # shorter than the field
     assert crop.shape == (2, 0, 3) and mask.shape == (0,)
+
+
+def test_a_cache_in_gs_equals_the_local_one(built, tiny_corpus, gcs_bucket, tmp_path, monkeypatch):
+    """Built into gs:// (a local GCS server): the shard is uploaded whole, the reader's features
+    (from its cached local copy) equal the local cache's, a re-run keeps the complete cache."""
+    monkeypatch.setenv("SPEECHVAE_CACHE", str(tmp_path / "copies"))
+    root, teacher, out = built
+    remote = f"{gcs_bucket}/teacher_cache/test"
+    assert build_cache(str(root / "teacher"), tiny_corpus, "test", remote, layers=[1, 2]) == remote
+    local, cloud = FeatureCache(out), FeatureCache(remote, expect_identity=cache_identity(teacher, [1, 2]))
+    assert cloud.ids == local.ids
+    for a, b in zip(local.lookup(local.ids), cloud.lookup(local.ids)):
+        np.testing.assert_array_equal(a, b)
+    built_at = fileio.as_path(f"{remote}/features.array_record").stat().mtime
+    assert built_at is not None
+    build_cache(str(root / "teacher"), tiny_corpus, "test", remote, layers=[1, 2])
+    assert fileio.as_path(f"{remote}/features.array_record").stat().mtime == built_at
