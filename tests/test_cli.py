@@ -137,6 +137,7 @@ def test_commands_use_the_persistent_compile_cache(tmp_path, env_dir):
     would be ignored): ~/.cache/speechvae_jax/xla, or JAX_COMPILATION_CACHE_DIR when given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_PERSISTENT_CACHE")}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("SPEECHVAE_CACHE", None)
     env.update(HOME=str(tmp_path), JAX_PLATFORMS="cpu")
     expect = str(tmp_path / ".cache" / "speechvae_jax" / "xla")
     if env_dir:

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+from speechvae_jax import fileio
 from speechvae_jax.cli import commands
 from speechvae_jax.cli.config import ConfigError, split_overrides
 
@@ -48,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_environment(verbose: bool) -> None:
     """Persistent XLA compile cache, quiet C++ logs, absl/Python logging at WARNING (INFO with
-    --verbose); Orbax's expected chatter is dropped unless --verbose."""
+    --verbose); Orbax's expected chatter, and gcsfs's warning when it falls back from probing a bucket's
+    type (no application-default credentials), are dropped unless --verbose."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import jax  # already loaded by the config modules, so set the cache through jax.config, not the env
 
     jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "speechvae_jax", "xla"))
+        fileio.cache_root(), "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs",
                       float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")))
     from absl import logging as absl_logging
@@ -62,6 +64,7 @@ def _setup_environment(verbose: bool) -> None:
     py_logging.getLogger().setLevel(py_logging.INFO if verbose else py_logging.WARNING)
     if not verbose:
         absl_logging.get_absl_logger().addFilter(_quiet_libraries)
+        py_logging.getLogger("gcsfs").setLevel(py_logging.ERROR)
 
 
 def _quiet_libraries(record) -> bool:
