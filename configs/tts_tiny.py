@@ -6,7 +6,9 @@
 
 Phonemes laid out on the frames by the corpus timings (text.mode "aligned"): with the alignment
 given, a small DiT learns on the hour-long built-in corpus in minutes; the F5-TTS way (filler
-tokens, learned alignment) needs far more data (configs/tts_paper.py).
+tokens, learned alignment) needs far more data (configs/tts_paper.py). Every example is an
+utterance preceded by another of its speaker (data.prompt_pairs), as sampling lays a prompt before
+the target: trained on single 4 s windows, the model droned past 4 s (docs/generation.md).
 """
 from speechvae_jax.generate.config import tts_config
 
@@ -17,14 +19,15 @@ def get_config(variant: str = ""):
     c.text.mode = "aligned"
     c.text.units = "phonemes"
     c.text.symbols = []               # the training export's phoneme inventory
-    c.data.max_frames = 160           # 4 s windows
+    c.data.max_frames = 320           # 8 s windows: two utterances of one speaker
+    c.data.prompt_pairs = 1.0
     c.sample.nfe = 16
     c.optim.lr = 1e-3
     c.optim.warmup_steps = 100
     c.optim.decay_steps = 1500
     c.optim.ema_decay = 0.99
     c.train.num_steps = 1500
-    c.train.batch_size = 16
+    c.train.batch_size = 8            # 8 x 320 frames: the frames per step of 16 x 160
     c.train.log_every = 25
     c.train.checkpoint_every = 500
     c.train.sample_every = 1500

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from absl import logging
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 
 from speechvae_jax import fileio
@@ -50,12 +51,23 @@ class LatentSource:
             raise IndexError(f"record {index} out of range for {self._len} records in {self.directory}")
         return records.decode_record(self._source[index % self._len])
 
+    def _summaries(self) -> list[dict]:
+        return [fileio.read_json(layout.summary_of(os.path.join(self.directory, s["file"])))
+                for s in self.manifest["shards"]]
+
     def ids(self) -> list[str]:
         """Utterance ids in record order (from the shard summaries; nothing is decoded)."""
-        out = []
-        for s in self.manifest["shards"]:
-            out += fileio.read_json(layout.summary_of(os.path.join(self.directory, s["file"])))["ids"]
-        return out
+        return [uid for s in self._summaries() for uid in s["ids"]]
+
+    def speakers(self) -> list[str]:
+        """Speaker labels in record order ("" where none): from the shard summaries, or, for an export
+        written before summaries held them, by decoding every record."""
+        summaries = self._summaries()
+        if all("speakers" in s for s in summaries):
+            return [spk for s in summaries for spk in s["speakers"]]
+        logging.info("%s: shard summaries without speakers (an older export); reading %d records",
+                     self.directory, self._len)
+        return [str(self[i].get("speaker", "")) for i in range(self._len)]
 
     def index_of(self, uid: str) -> int:
         if self._index is None:

@@ -175,7 +175,7 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
             logging.warning("export: skipping index %d: %s", i, err)
             skipped.append({"index": i, "id": err.where, "reason": err.reason})
     encoded = codec.encode_utterances(model, [a for _, _, a, _ in loaded], context, options.buckets)
-    blobs, ids, latents = [], [], []
+    blobs, ids, speakers, latents = [], [], [], []
     seconds = 0.0
     for (i, uid, audio, utt), (mean, sigma) in zip(loaded, encoded):
         z = _latent(mean, sigma, options, i)
@@ -186,6 +186,7 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
         labels = records.labels_of(utt, model.hop, z.shape[0])
         blobs.append(records.encode_record(uid, z, audio.size, labels))
         ids.append(uid)
+        speakers.append(str(utt.get("speaker", "")))
         latents.append(z.astype(np.float64))
         seconds += audio.size / SAMPLE_RATE
     skipped.sort(key=lambda s: s["index"])
@@ -202,7 +203,8 @@ def _export_shard(model, source, out_dir, k, num_shards, context, options: Expor
         "frames": int(frames.shape[0]), "seconds": seconds,
         "mean": frames.mean(0).tolist() if len(frames) else [0.0] * model.latent_dim,
         "m2": ((frames - frames.mean(0)) ** 2).sum(0).tolist() if len(frames) else [0.0] * model.latent_dim,
-        "bytes": os.path.getsize(tmp), "sha256": layout.sha256_file(tmp), "ids": ids, "skipped": skipped,
+        "bytes": os.path.getsize(tmp), "sha256": layout.sha256_file(tmp), "ids": ids, "speakers": speakers,
+        "skipped": skipped,
     }
     fileio.publish(tmp, path)
     summary_path = os.path.join(out_dir, layout.summary_name(k, num_shards))
@@ -305,6 +307,8 @@ def _check_records(local: str, fpath: str, shard: dict, manifest: dict) -> list[
             where = f"{name} record {j} ({rec.get('id')!r})"
             if rec.get("id") != summary["ids"][j]:
                 problems.append(f"{where}: id differs from the shard summary ({summary['ids'][j]!r})")
+            if "speakers" in summary and rec.get("speaker", "") != summary["speakers"][j]:
+                problems.append(f"{where}: speaker differs from the shard summary ({summary['speakers'][j]!r})")
             if z.dtype != np.dtype(manifest["dtype"]) or z.shape != (rec["num_frames"], manifest["latent_dim"]):
                 problems.append(f"{where}: latent {z.dtype} {z.shape}, expected {manifest['dtype']} "
                                 f"({rec['num_frames']}, {manifest['latent_dim']})")

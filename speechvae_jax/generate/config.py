@@ -47,6 +47,7 @@ def tts_config(size: str) -> ConfigDict:
     c.data.train_split = "train"
     c.data.valid_split = "valid"
     c.data.max_frames = 1000          # frames per training example (25 s at 40 Hz)
+    c.data.prompt_pairs = 0.0         # share of examples preceded by another utterance of their speaker
     c.data.read_threads = 2
     c.data.latent_mean = []          # set at start from the train export's manifest (per channel)
     c.data.latent_std = []

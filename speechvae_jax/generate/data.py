@@ -6,6 +6,10 @@ ROOT/S`). A record becomes an example of F = `data.max_frames` frames:
    past the end; "mask": bool [F] (real frames); "tokens": int32 [F] (generate/text.py layouts)}.
 "filler" mode takes whole utterances (one longer than F frames, or with more units than frames, is
 skipped); "aligned" mode takes a random window of F frames of a longer utterance, tokens cut with it.
+With `data.prompt_pairs` = p, a record is, with probability p, preceded by another utterance of its
+speaker (`join_records`): sampling lays a prompt utterance before the target the same way, so the
+model sees such lengths and positions in training (without it, a tiny TTS trained on single 4 s
+windows drones past its window length; docs/generation.md).
 """
 from __future__ import annotations
 
@@ -50,6 +54,39 @@ def frame_tokens(record: dict, text_cfg: ConfigDict, vocab: text_lib.Vocab) -> n
     return text_lib.aligned_tokens(ids, record["phoneme_start_frames"], record["phoneme_end_frames"], num_frames)
 
 
+def join_records(first: dict, second: dict) -> dict:
+    """One record of `first` followed by `second`: latents, text ("a b"), phonemes and their frame
+    spans (second's shifted by first's frames); other fields are the second's."""
+    offset = int(first["num_frames"])
+    out = dict(second)
+    out["latent"] = np.concatenate([first["latent"], second["latent"]])
+    out["num_frames"] = offset + int(second["num_frames"])
+    out["text"] = f"{first.get('text', '')} {second.get('text', '')}".strip()
+    out["phonemes"] = f"{first.get('phonemes', '')} {second.get('phonemes', '')}".strip()
+    for key in ("phoneme_start_frames", "phoneme_end_frames"):
+        if key in first and key in second:
+            out[key] = np.concatenate([np.asarray(first[key]), np.asarray(second[key]) + offset])
+        else:
+            out.pop(key, None)
+    return out
+
+
+def speaker_groups(speakers: Sequence[str]) -> list[np.ndarray]:
+    """For each record, the indices of the other records of its speaker, int [k] (empty when it has
+    none or no speaker label)."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, spk in enumerate(speakers):
+        if spk:
+            by_speaker.setdefault(spk, []).append(i)
+    return [np.asarray([j for j in by_speaker.get(spk, []) if j != i], np.int64) if spk else
+            np.zeros(0, np.int64) for i, spk in enumerate(speakers)]
+
+
+def speakers_of(source: Sequence[dict]) -> list[str]:
+    """Speaker label of every record of a LatentSource (shard summaries) or a list of records."""
+    return source.speakers() if isinstance(source, LatentSource) else [str(r.get("speaker", "")) for r in source]
+
+
 class Examples:
     """record, start -> example (or None when the record does not fit the text mode); picklable."""
 
@@ -87,20 +124,27 @@ def _stack(items: list[dict]) -> dict:
 
 
 def train_dataset(source: Sequence[dict], examples: Examples, *, global_batch_size: int, seed: int,
-                  process_index: int, process_count: int, read_threads: int = 2) -> grain.IterDataset:
+                  process_index: int, process_count: int, read_threads: int = 2,
+                  prompt_pairs: float = 0.0) -> grain.IterDataset:
     """Endless per-process batches {"latent" [b,F,L], "mask" [b,F], "tokens" [b,F]}, b = global / P,
     from a random-access source of latent records (a LatentSource, or a list of its records).
 
     Process i reads records i, i + P, ... reshuffled every epoch with `seed`; per-record windows
-    are seeded by position, so the stream depends on nothing else. The iterator state is JSON.
+    (and, with `prompt_pairs` > 0, the choice of a same-speaker utterance put before the record) are
+    seeded by position, so the stream depends on nothing else. The iterator state is JSON.
     """
     if global_batch_size % process_count:
         raise ValueError(f"global batch {global_batch_size} not divisible by {process_count} processes")
     if len(source) < process_count:
         raise ValueError(f"{source} has fewer records than the {process_count} processes")
 
+    groups = speaker_groups(speakers_of(source)) if prompt_pairs > 0 else None
+
     def load(index, rng: np.random.Generator):
-        return examples(source[index], rng)
+        record = source[index]
+        if groups is not None and len(groups[index]) and rng.random() < prompt_pairs:
+            record = join_records(source[int(rng.choice(groups[index]))], record)
+        return examples(record, rng)
 
     ds = grain.MapDataset.range(len(source))[process_index::process_count]
     ds = ds.shuffle(seed=seed).repeat(None).random_map(load, seed=seed)
@@ -109,14 +153,20 @@ def train_dataset(source: Sequence[dict], examples: Examples, *, global_batch_si
     return it.batch(local, drop_remainder=True, batch_fn=_stack)
 
 
-def fixed_batches(source: Sequence[dict], examples: Examples, *, batch_size: int, num_batches: int) -> list[dict]:
-    """The first usable records of a source (first windows) in up to `num_batches` batches; the last
-    one is completed with empty rows (mask all False: no weight in the loss)."""
+def fixed_batches(source: Sequence[dict], examples: Examples, *, batch_size: int, num_batches: int,
+                  prompt_pairs: bool = False) -> list[dict]:
+    """The first usable records of a source (first windows) in up to `num_batches` batches, each
+    preceded by the first other record of its speaker when `prompt_pairs` (and it has one); the last
+    batch is completed with empty rows (mask all False: no weight in the loss)."""
+    groups = speaker_groups(speakers_of(source)) if prompt_pairs else None
     items = []
     for i in range(len(source)):
         if len(items) == batch_size * num_batches:
             break
-        example = examples(source[i])
+        record = source[i]
+        if groups is not None and len(groups[i]):
+            record = join_records(source[int(groups[i][0])], record)
+        example = examples(record)
         if example is not None:
             items.append(example)
     if not items:

@@ -127,7 +127,8 @@ def flow_evaluator(context: dict, *, batches: int = 2):
     m, mesh = context["modules"], context["mesh"]
     source = data.open_split(m.config.data, m.config.data.valid_split)
     valid = [mesh_lib.global_batch(b, mesh) for b in data.fixed_batches(
-        source, m.examples, batch_size=int(m.config.train.batch_size), num_batches=batches)]
+        source, m.examples, batch_size=int(m.config.train.batch_size), num_batches=batches,
+        prompt_pairs=float(m.config.data.get("prompt_pairs", 0.0)) > 0)]
     if not valid:
         raise ValueError(f"{m.config.data.latents}/{m.config.data.valid_split}: no usable validation examples")
     fn = jax.jit(lambda p, b, k: tts.loss_fn(m.model, p, b, k, m.config.flow)[0])
@@ -188,7 +189,8 @@ def make_task(config: ConfigDict, mesh) -> Task:
     def dataset(process_index: int, process_count: int):
         return data.train_dataset(source, m.examples, global_batch_size=int(t.batch_size), seed=int(t.seed),
                                   process_index=process_index, process_count=process_count,
-                                  read_threads=int(config.data.read_threads))
+                                  read_threads=int(config.data.read_threads),
+                                  prompt_pairs=float(config.data.get("prompt_pairs", 0.0)))
 
     sample_every = int(t.get("sample_every", 0))
     return Task(

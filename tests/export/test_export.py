@@ -1,4 +1,5 @@
 """`export_model` / `verify_export` / `latent_source` on real speech with a real (random-weight) tiny VAE."""
+import json
 import os
 import pickle
 
@@ -236,6 +237,20 @@ def test_latent_source_is_a_grain_source(export16, speech):
         src.index_of("nope")
     with pytest.raises(FileNotFoundError, match="not a finished export"):
         latent_source(os.path.dirname(export16))
+
+
+def test_speakers_come_from_the_summaries_or_the_records(export16, speech, tmp_path):
+    expected = [speech[i]["speaker"] for i in range(len(speech))]
+    assert len(set(expected)) > 1
+    assert latent_source(export16).speakers() == expected
+    for f, data in dir_bytes(export16).items():             # an export from before summaries held speakers
+        (tmp_path / f).write_bytes(data)
+        if f.endswith(".json") and f != layout.MANIFEST:
+            summary = json.loads(data)
+            if summary.pop("speakers", None) is not None:
+                (tmp_path / f).write_text(json.dumps(summary))
+    assert latent_source(str(tmp_path)).speakers() == expected
+    writer.verify_export(str(tmp_path))
 
 
 def test_an_export_to_gs_resumes_verifies_and_reads_back(tiny_model, speech, export16, gcs_bucket, tmp_path,

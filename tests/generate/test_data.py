@@ -95,3 +95,46 @@ def test_fixed_batches():
     assert batches[2]["mask"][0].any() and not batches[2]["mask"][1].any()
     assert len(data.fixed_batches(records, ex, batch_size=2, num_batches=1)) == 1
     assert data.fixed_batches(records[1:2], ex, batch_size=2, num_batches=1) == []
+
+
+def test_join_records_shifts_the_second_utterances_timings():
+    text_cfg = _text("aligned", "phonemes")
+    vocab = Vocab(text_cfg.symbols)
+    a, b = _record(1, 4), _record(2, 6)
+    joined = data.join_records(a, b)
+    assert joined["num_frames"] == 10 and joined["id"] == "u2" and joined["text"] == "ab ba ab ba"
+    np.testing.assert_array_equal(joined["latent"], np.concatenate([a["latent"], b["latent"]]))
+    assert joined["phonemes"].split() == a["phonemes"].split() + b["phonemes"].split()
+    np.testing.assert_array_equal(data.frame_tokens(joined, text_cfg, vocab),
+                                  np.concatenate([data.frame_tokens(a, text_cfg, vocab),
+                                                  data.frame_tokens(b, text_cfg, vocab)]))
+
+
+def test_speaker_groups():
+    groups = data.speaker_groups(["x", "y", "x", "", "x"])
+    assert [g.tolist() for g in groups] == [[2, 4], [], [0, 4], [], [0, 2]]
+
+
+def test_prompt_pairs_put_a_same_speaker_utterance_first():
+    text_cfg = _text("aligned", "phonemes")
+    ex = data.Examples(text_cfg, Vocab(text_cfg.symbols), STATS, max_frames=12)
+    records = [dict(_record(i, 5), speaker=f"s{i % 3}") for i in range(9)] + [dict(_record(9, 5), speaker="alone")]
+    it = iter(data.train_dataset(records, ex, global_batch_size=5, seed=0, process_index=0, process_count=1,
+                                 prompt_pairs=1.0))
+    pairs = set()
+    for _ in range(8):
+        batch = next(it)
+        for row, mask in zip(batch["latent"][:, :, 0] * 2 + 1, batch["mask"]):
+            first = int(round(row[0]))
+            if first == 9:                                   # the speaker without another utterance
+                assert mask.sum() == 5
+                continue
+            assert mask.sum() == 10
+            second = int(round(row[5]))
+            assert first != second and first % 3 == second % 3
+            pairs.add((first, second))
+    assert len(pairs) > 8
+    val = data.fixed_batches(records, ex, batch_size=5, num_batches=2, prompt_pairs=True)
+    firsts = (val[0]["latent"][:, 0, 0] * 2 + 1).round().astype(int).tolist()
+    seconds = (val[0]["latent"][:, 5, 0] * 2 + 1).round().astype(int).tolist()
+    assert firsts == [3, 4, 5, 0, 1] and seconds == [0, 1, 2, 3, 4]
