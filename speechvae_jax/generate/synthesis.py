@@ -73,6 +73,11 @@ class Synthesizer:
         Rows are processed in chunks of `sample.batch_size`; chunk k uses key fold_in(seed, k).
         """
         params = self.params if params is None else params
+        longest, trained = max(r["span"][1] for r in rows), int(self.config.data.max_frames)
+        if longest > trained:
+            logging.warning("generate: rows of up to %d frames (prompt + target) exceed the %d-frame "
+                            "training examples; speech past frame %d may degrade (shorten the prompt)",
+                            longest, trained, trained)
         scale = float(self.config.sample.cfg_scale if cfg_scale is None else cfg_scale)
         batch = int(self.config.sample.batch_size)
         mean, std = self.stats

@@ -1,5 +1,6 @@
 """The TTS trainer on the engine: a few steps, exact resume, samples of the requested length."""
 import json
+import logging
 import os
 
 import jax
@@ -48,7 +49,7 @@ def _losses(workdir):
 
 
 @pytest.mark.slow
-def test_trains_resumes_exactly_and_samples(tts_latents, tiny_run, tmp_path):
+def test_trains_resumes_exactly_and_samples(tts_latents, tiny_run, tmp_path, caplog):
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     result = trainer.train(_config(tts_latents, tiny_run), straight)
     assert result.step == 4 and np.isfinite(result.metrics["val/loss"])
@@ -71,7 +72,9 @@ def test_trains_resumes_exactly_and_samples(tts_latents, tiny_run, tmp_path):
                                synth.config.text, synth.vocab, synth.stats),
             prompt_lib.compose(prompt, prompt_lib.target_from_record(target, synth.config.text),
                                synth.config.text, synth.vocab, synth.stats)]
-    audio = synth.speech(rows, seed=3)
+    with caplog.at_level(logging.WARNING):
+        audio = synth.speech(rows, seed=3)
+    assert f"exceed the {synth.config.data.max_frames}-frame training examples" in caplog.text
     assert [a.size for a in audio] == [17 * 400, target["num_frames"] * 400]
     assert all(np.all(np.isfinite(a)) and np.abs(a).max() <= 1.0 for a in audio)
     np.testing.assert_array_equal(audio[0], synth.speech(rows, seed=3)[0])
