@@ -31,6 +31,22 @@ def test_each_side_runs_in_its_own_process_and_gives_medians(grouped):
     assert len({info["a"]["pid"], info["b"]["pid"], os.getpid()}) == 3
 
 
+def counting_side(path: str):
+    """A builder whose one part appends a line to `path` per call (the first, warm-up and timed calls)."""
+    def call(p):
+        with open(p, "a") as f:
+            f.write("call\n")
+    return {"count": (call, path)}, {}
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_warmup_calls_run_untimed_before_the_timed_ones(tmp_path, grouped):
+    path = str(tmp_path / "calls.txt")
+    builders = {"a": "tests.test_bench_sides:counting_side"}
+    alternate(builders, {"path": path}, repeats=3, grouped=grouped, warmup=2)
+    assert open(path).read().count("call") == 1 + 2 + 3   # first call, warm-up, timed
+
+
 def test_mismatched_parts_and_a_failing_builder_are_named():
     with pytest.raises(ValueError, match="name different parts"):
         alternate({"a": "tests.test_bench_sides:sum_side", "b": "tests.test_bench_sides:product_side"},

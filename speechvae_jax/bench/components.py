@@ -2,7 +2,7 @@
 in eager PyTorch and in JAX, alternately in one run, each framework in its own process (`bench.sides`;
 prints a table; no assertions).
 
-  python -m speechvae_jax.bench.components [--batch 1] [--crop 32768] [--repeats 3] [--threads 2]
+  python -m speechvae_jax.bench.components [--batch 1] [--crop 32768] [--repeats 3] [--warmup 2] [--threads 2]
                                             [--wrt both|params|input] [--grouped]
 
 Components at the paper preset's shapes, random weights: the encoder (audio -> mean and scale), the
@@ -144,7 +144,7 @@ def main() -> None:
     medians, _, info = alternate({"torch": "speechvae_jax.bench.components:torch_side",
                                       "jax": "speechvae_jax.bench.components:jax_side"},
                                      dict(batch=args.batch, crop=args.crop, threads=args.threads, wrt=args.wrt),
-                                     args.repeats, args.grouped)
+                                     args.repeats, args.grouped, args.warmup)
     print(f"jax {info['jax']['version']}, torch {info['torch']['version']}")
     print_table("component", medians)
 

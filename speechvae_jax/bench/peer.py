@@ -1,16 +1,16 @@
 """The PyTorch peer, side by side: the release model in eager PyTorch against the paper preset in JAX.
 
-  python -m speechvae_jax.bench.peer [--batch 1] [--crop 32768] [--repeats 3] [--threads 2] [--flops]
-                                     [--grouped] [--no-teacher] [--export-only]
+  python -m speechvae_jax.bench.peer [--batch 1] [--crop 32768] [--repeats 3] [--warmup 2] [--threads 2]
+                                     [--flops] [--grouped] [--no-teacher] [--export-only]
 
 Both sides are built at random weights, each in its own worker process (`bench.sides`), and timed
-alternately (PyTorch, then JAX, per repeat; medians printed): a float32 2048^3 matmul, the generator
-step with the discriminators' forward for the GAN losses (the `none` variant: MR-STFT + KL + LSGAN +
-feature matching, no teacher), the discriminator step (MPD + sub-band CQT), the encoder alone
-(export), a WavLM-Large-shaped teacher forward (PyTorch `transformers` vs this project's Flax port),
-and with `--flops` the achieved GFLOP/s of the JAX step pair from XLA's cost analysis. Prints `lscpu`
-model and vector flags first. PyTorch side: the reference packages (`bench.reference`), AdamW(1e-4,
-betas 0.8/0.99) as the release.
+alternately (PyTorch, then JAX, per repeat, after `--warmup` untimed calls; medians printed): a
+float32 2048^3 matmul, the generator step with the discriminators' forward for the GAN losses (the
+`none` variant: MR-STFT + KL + LSGAN + feature matching, no teacher), the discriminator step (MPD +
+sub-band CQT), the encoder alone (export), a WavLM-Large-shaped teacher forward (PyTorch
+`transformers` vs this project's Flax port), and with `--flops` the achieved GFLOP/s of the JAX step
+pair from XLA's cost analysis. Prints `lscpu` model and vector flags first. PyTorch side: the
+reference packages (`bench.reference`), AdamW(1e-4, betas 0.8/0.99) as the release.
 """
 from __future__ import annotations
 
@@ -204,6 +204,8 @@ def peer_arguments() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--crop", type=int, default=32768)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2,
+                    help="untimed calls of each part per framework before the timed ones (after the first call)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grouped", action="store_true",
                     help="time each part's repeats back to back per framework instead of alternating calls")
@@ -228,7 +230,8 @@ def main() -> None:
     print(f"cpu: {cpu_line()}\nbatch {args.batch} x {args.crop}, PyTorch on {args.threads} threads; "
           f"each framework in its own process, {'grouped' if args.grouped else 'alternating'} calls")
     medians, _, info = alternate({"torch": "speechvae_jax.bench.peer:torch_side",
-                                      "jax": "speechvae_jax.bench.peer:jax_side"}, kwargs, args.repeats, args.grouped)
+                                      "jax": "speechvae_jax.bench.peer:jax_side"}, kwargs, args.repeats, args.grouped,
+                                     args.warmup)
     print(f"jax {info['jax']['version']}, torch {info['torch']['version']}")
     matmul = medians.pop(MATMUL)
     peaks = {side: 2 * 2048 ** 3 / seconds / 1e9 for side, seconds in matmul.items()}

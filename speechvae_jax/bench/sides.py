@@ -10,7 +10,9 @@ each repeat, so a drift in the machine's load hits both sides alike, and reports
 Even so, the JAX generator step took 5.4-5.7 s back to back but 7.9-8.4 s
 when each call followed a PyTorch step in the other process (PyTorch's own step barely moved), so
 the order is a choice: `grouped` runs each part's repeats back to back per side, as a user's
-training loop does.
+training loop does. Both sides' training steps also run slower for their first few calls after the
+first (the paper generator step: PyTorch 6.8, 4.9, then about 4.0 s; JAX 7.0, then about 3.2 s;
+docs/performance.md), so `warmup` untimed calls precede the timed ones, on both sides alike.
 
 A builder is a "module:function" path; the function takes the keyword arguments given to `alternate`
 and returns ({part name: (fn, input)}, info dict); both sides must name the same parts.
@@ -44,11 +46,12 @@ def _serve(side: str, builder: str, kwargs: dict, conn) -> None:
         conn.send(timed(fn, x))
 
 
-def alternate(builders: dict[str, str], kwargs: dict, repeats: int, grouped: bool = False):
+def alternate(builders: dict[str, str], kwargs: dict, repeats: int, grouped: bool = False, warmup: int = 0):
     """builders {side: "module:function"} -> ({part: {side: median s}}, {side: {part: first-call s}},
     {side: info}). The workers start one after the other, so each side's first calls run alone. With
     `grouped`, each part's repeats run back to back on one side, then on the other (see the module
-    docstring for why both orders are offered)."""
+    docstring for why both orders are offered). `warmup` untimed calls of a part precede its timed
+    ones on each side: just before them when grouped, else as untimed rounds before the timed ones."""
     ctx = multiprocessing.get_context("spawn")
     conns, procs, first, info = {}, [], {}, {}
     try:
@@ -69,12 +72,16 @@ def alternate(builders: dict[str, str], kwargs: dict, repeats: int, grouped: boo
             raise ValueError(f"the sides name different parts: {dict(zip(builders, names))}")
         times = {name: {side: [] for side in builders} for name in names[0]}
         if grouped:
-            schedule = [(name, side) for name in names[0] for side in conns for _ in range(repeats)]
+            schedule = [(name, side, i >= warmup) for name in names[0] for side in conns
+                        for i in range(warmup + repeats)]
         else:
-            schedule = [(name, side) for _ in range(repeats) for name in names[0] for side in conns]
-        for name, side in schedule:
+            schedule = [(name, side, i >= warmup) for i in range(warmup + repeats) for name in names[0]
+                        for side in conns]
+        for name, side, timed_call in schedule:
             conns[side].send(name)
-            times[name][side].append(conns[side].recv())
+            seconds = conns[side].recv()
+            if timed_call:
+                times[name][side].append(seconds)
     finally:
         for conn in conns.values():
             try:
