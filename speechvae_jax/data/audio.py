@@ -103,6 +103,16 @@ def resample(x: np.ndarray, rate: int, where: str = "audio") -> np.ndarray:
     return soxr.resample(x.astype(np.float32), rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
 
 
+def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """float32 [N] played `factor` times faster -> float32 [about N / factor] (soxr HQ).
+
+    Pitch and formants both move by `factor` (speed perturbation, not a pitch shift).
+    """
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    return soxr.resample(x.astype(np.float32), factor, 1.0, quality="HQ").astype(np.float32)
+
+
 def condition(x: np.ndarray, rate: int, where: str, normalize: str = "none") -> np.ndarray:
     """Validate and convert decoded audio ([N] or [N, C], any rate) to float32 [M] at 16 kHz.
 

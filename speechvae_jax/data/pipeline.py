@@ -31,6 +31,7 @@ def default_data_config() -> ConfigDict:
     c.normalize = "peak"  # "none" | "peak" | "rms"
     c.min_samples = 1600  # shorter utterances (0.1 s) are skipped as "too short"
     c.max_skip_ratio = 0.5  # stop with an error if more of any 1000 items read are bad
+    c.speed_perturb = 0.0  # training crops played 2**(u/12) times faster, u ~ U[-s, s] semitones (0 = off)
     return c
 
 
@@ -40,6 +41,8 @@ def _check_cfg(cfg: ConfigDict) -> None:
     if cfg.crop_samples <= 0:
         raise ValueError(f"data.crop_samples must be positive, got {cfg.crop_samples}")
     audio_lib.normalize_audio(np.zeros(1, np.float32), cfg.normalize)
+    if not 0 <= cfg.get("speed_perturb", 0.0) <= 12:
+        raise ValueError(f"data.speed_perturb must be in [0, 12] semitones, got {cfg.speed_perturb}")
 
 
 class _Reader:
@@ -76,6 +79,18 @@ def crop(x: np.ndarray, crop_samples: int, rng: np.random.Generator, multiple: i
     Returns (audio [crop_samples], mask [crop_samples]) with mask 1.0 on real samples.
     """
     return cut(x, crop_start(x.size, crop_samples, rng, multiple), crop_samples)
+
+
+def speed_crop(x: np.ndarray, crop_samples: int, rng: np.random.Generator, semitones: float,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Random crop of float32 [N] played r = 2**(u/12) times faster, u ~ U[-semitones, semitones].
+
+    About crop_samples * r samples are cut and resampled to [crop_samples], so f0 and formants are
+    multiplied by r. Returns (audio, mask) as `crop` does, the mask covering the resampled real samples.
+    """
+    r = 2.0 ** (rng.uniform(-semitones, semitones) / 12.0)
+    piece, mask = crop(x, int(np.ceil(crop_samples * r)), rng)
+    return cut(audio_lib.change_speed(piece[:int(mask.sum())], r), 0, crop_samples)
 
 
 def cut(x: np.ndarray, start: int, crop_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,13 +164,20 @@ def train_dataset(data_cfg: ConfigDict, *, global_batch_size: int, seed: int,
     read = _Reader(source, data_cfg.normalize, int(data_cfg.get("min_samples", 1)),
                    audio_lib.SkipLog(f"{data_cfg.source} [{data_cfg.train_split}]"))
     crop_samples = int(data_cfg.crop_samples)
+    semitones = float(data_cfg.get("speed_perturb", 0.0))
+    if semitones and features is not None:
+        raise ValueError("data.speed_perturb changes the audio under per-utterance targets "
+                         "(teacher.cache_dir, cluster targets): set data.speed_perturb=0 or drop the cache")
 
     def load_and_crop(index, rng: np.random.Generator):
         rec = read(index)
         if rec is None:
             return None
         if features is None:
-            audio, mask = crop(rec["audio"], crop_samples, rng)
+            if semitones:
+                audio, mask = speed_crop(rec["audio"], crop_samples, rng, semitones)
+            else:
+                audio, mask = crop(rec["audio"], crop_samples, rng)
             return {"audio": audio, "mask": mask}
         start = crop_start(rec["audio"].size, crop_samples, rng, features.hop)
         audio, mask = cut(rec["audio"], start, crop_samples)

@@ -72,6 +72,7 @@ def validation_batches(config: ConfigDict, mesh, count: int) -> list[dict]:
     vcfg = ConfigDict(config.data.to_dict())
     vcfg.train_split = config.data.valid_split
     vcfg.num_workers = 0
+    vcfg.speed_perturb = 0.0
     it = iter(pipeline.train_dataset(vcfg, global_batch_size=config.train.batch_size, seed=1234,
                                      process_index=jax.process_index(), process_count=jax.process_count()))
     return [mesh_lib.global_batch(next(it), mesh) for _ in range(count)]

@@ -36,6 +36,40 @@ def test_crop_long_and_short():
     assert a[10:].max() == 0 and m.sum() == 10 and m[:10].min() == 1.0
 
 
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_speed_crop_moves_the_pitch_by_the_drawn_factor(seed):
+    sr, f0 = 16000, 440.0
+    x = np.sin(2 * np.pi * f0 * np.arange(3 * sr) / sr).astype(np.float32)
+    a, m = pipeline.speed_crop(x, 8000, np.random.default_rng(seed), 4.0)
+    r = 2.0 ** (np.random.default_rng(seed).uniform(-4.0, 4.0) / 12.0)  # the first draw is the factor
+    assert a.shape == m.shape == (8000,) and m.min() == 1.0 and abs(r - 1) > 0.02
+    peak = np.argmax(np.abs(np.fft.rfft(a * np.hanning(8000)))) * sr / 8000
+    assert abs(peak - f0 * r) <= 4.0, (peak, f0 * r)
+
+
+def test_speed_crop_of_a_short_clip_masks_the_resampled_length():
+    x = np.random.default_rng(0).standard_normal(3000).astype(np.float32)
+    a, m = pipeline.speed_crop(x, 8000, np.random.default_rng(5), 6.0)
+    r = 2.0 ** (np.random.default_rng(5).uniform(-6.0, 6.0) / 12.0)
+    n = int(m.sum())
+    assert abs(n - 3000 / r) <= 2 and m[:n].min() == 1.0 and np.all(a[n:] == 0)
+
+
+def test_speed_perturbed_batches_are_seeded_and_refuse_cached_targets(labelled_folder):
+    labelled_folder.speed_perturb = 3.0
+    first = [next(iter(pipeline.train_dataset(labelled_folder, global_batch_size=4, seed=0,
+                                              process_index=0, process_count=1))) for _ in range(2)]
+    np.testing.assert_array_equal(first[0]["audio"], first[1]["audio"])
+    np.testing.assert_array_equal(first[0]["mask"], first[1]["mask"])
+    with pytest.raises(ValueError, match="speed_perturb"):
+        pipeline.train_dataset(labelled_folder, global_batch_size=4, seed=0, process_index=0,
+                               process_count=1, features=object())
+    labelled_folder.speed_perturb = 13.0
+    with pytest.raises(ValueError, match="speed_perturb"):
+        pipeline.train_dataset(labelled_folder, global_batch_size=4, seed=0, process_index=0,
+                               process_count=1)
+
+
 def test_default_config_has_the_contract_keys():
     c = pipeline.default_data_config()
     for key in ("source", "train_split", "crop_samples", "sample_rate", "num_workers", "normalize"):

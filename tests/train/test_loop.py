@@ -12,6 +12,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from speechvae_jax.engine import checkpoint, rundir
+from speechvae_jax.engine import mesh as mesh_lib
 from speechvae_jax.inference import load_for_inference
 from speechvae_jax.models import vae
 from speechvae_jax.presets.run import load_config_file
@@ -20,7 +21,7 @@ from speechvae_jax.teachers.encoder import SSLEncoder
 from speechvae_jax.teachers.store import save_teacher
 from speechvae_jax.train import steps
 from speechvae_jax.train.state import Modules
-from speechvae_jax.train.task import FROZEN_SECTIONS, train_and_evaluate
+from speechvae_jax.train.task import FROZEN_SECTIONS, train_and_evaluate, validation_batches
 from tests.train.test_steps import small_config, small_teacher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,6 +91,15 @@ def test_aligned_run_checkpoints_without_teacher(tiny_corpus, tmp_path):
     # The teacher's params are not in the checkpoint: no leaf path mentions its modules.
     paths = " ".join(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(saved)[0])
     assert "pos_conv" not in paths and "feature_projection" not in paths
+
+
+def test_validation_crops_are_never_speed_perturbed(tiny_corpus):
+    mesh = mesh_lib.make_mesh((1, 1), jax.devices()[:1])
+    c = loop_config(tiny_corpus)
+    plain = validation_batches(c, mesh, 1)[0]
+    c.data.speed_perturb = 6.0
+    perturbed = validation_batches(c, mesh, 1)[0]
+    np.testing.assert_array_equal(np.asarray(plain["audio"]), np.asarray(perturbed["audio"]))
 
 
 def test_resume_refuses_changed_model_config():
