@@ -12,7 +12,9 @@ encoder reached in 2000, with better phoneme probes (docs/training.md);
 first `train.disc_start` steps are GAN-free (spectral + KL + alignment + f0 only), which gets intelligible
 reconstructions much sooner on a CPU. With the defaults the whole run is that GAN-free phase (the
 demo's 30-minute budget on 2 cores); `--config.train.num_steps=3500` adds 1500 steps of alternating
-generator / discriminator updates (MPD + CQT discriminators, LSGAN, feature matching).
+generator / discriminator updates (MPD + CQT discriminators, LSGAN, feature matching), which at this
+budget make every reconstruction figure worse, where 1500 more GAN-free steps (`--config.train.disc_start=3500`
+too) improve them (docs/training.md, "The GAN phase after the GAN-free one").
 """
 from speechvae_jax.presets.run import vae_config
 
